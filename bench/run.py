@@ -1,0 +1,160 @@
+"""Benchmarks for the foundation: Slack ack latency under load, time to status and answer,
+and the cold start of `opsbot chat --once`. Writes bench/results/foundation.json.
+
+Run with `make bench`. Figures are for this machine; they are not tests.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from collections.abc import Iterator
+
+import httpx
+
+from bot.slack.standin import SignedSender, SlackStandIn
+
+ROOT = Path(__file__).resolve().parents[1]
+OPSBOT = str(Path(sys.executable).with_name("opsbot"))
+SECRET = "bench-secret"
+TOKEN = "xoxb-bench"
+QUESTION = "what should I check when pods crash-loop?"
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 2)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def bot_process(env: dict[str, str]) -> Iterator[str]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [OPSBOT, "serve"], env={**env, "OPSBOT_PORT": str(port), "OPSBOT_HOST": "127.0.0.1"},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).json()["ok"]:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        else:
+            raise RuntimeError("bot did not start")
+        yield f"http://127.0.0.1:{port}/slack/events"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def ack_latency(sender: SignedSender, standin: SlackStandIn, n: int = 200, concurrency: int = 20) -> dict[str, float]:
+    def one(i: int) -> float:
+        started = time.perf_counter()
+        response = sender.slash_command(f"ask {QUESTION} ({i})", user_id=f"U{i:04d}")
+        elapsed = time.perf_counter() - started
+        if response.status_code != 200:
+            raise RuntimeError(f"HTTP {response.status_code}")
+        return elapsed
+
+    with ThreadPoolExecutor(concurrency) as pool:
+        latencies = list(pool.map(one, range(n)))
+    # wait until every answer has arrived, so the next figures start from a quiet bot
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        answers = [c for c in standin.calls_to("chat.update") if "Best match" in c.params.get("text", "")]
+        if len(answers) >= n:
+            break
+        time.sleep(0.5)
+    return {
+        "requests": n, "concurrency": concurrency,
+        "ack_p50_ms": pct(latencies, 0.50), "ack_p99_ms": pct(latencies, 0.99),
+        "ack_max_ms": round(max(latencies) * 1000, 2),
+        "answers_received": len([c for c in standin.calls_to("chat.update") if "Best match" in c.params.get("text", "")]),
+    }
+
+
+def time_to_status_and_answer(sender: SignedSender, standin: SlackStandIn, runs: int = 10) -> dict[str, float]:
+    first_status: list[float] = []
+    answer: list[float] = []
+    for i in range(runs):
+        standin.clear()
+        start = time.monotonic()
+        sender.slash_command(f"ask {QUESTION} #{i}")
+        status = standin.wait_for("chat.postMessage", lambda c: c.params.get("thread_ts") is not None, timeout=60)
+        final = standin.wait_for("chat.update", lambda c: "Best match" in c.params.get("text", ""), timeout=60)
+        first_status.append(status.at - start)
+        answer.append(final.at - start)
+    return {
+        "runs": runs,
+        "first_status_p50_ms": pct(first_status, 0.5),
+        "answer_p50_ms": pct(answer, 0.5),
+        "answer_max_ms": round(max(answer) * 1000, 2),
+    }
+
+
+def demo_cold_start(env: dict[str, str], runs: int = 3) -> dict[str, float]:
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run([OPSBOT, "chat", "--once", QUESTION], env=env, check=True, capture_output=True)
+        times.append(time.perf_counter() - start)
+    return {"runs": runs, "chat_once_cold_s_median": round(statistics.median(times), 2)}
+
+
+def main() -> None:
+    work = Path(tempfile.mkdtemp(prefix="opsbot-bench-"))
+    try:
+        with SlackStandIn(token=TOKEN) as standin:
+            env = {
+                **os.environ,
+                "OPSBOT_DATA_DIR": str(work),
+                "OPSBOT_SLACK_BOT_TOKEN": TOKEN,
+                "OPSBOT_SLACK_SIGNING_SECRET": SECRET,
+                "OPSBOT_SLACK_API_URL": standin.base_url,
+                "OPSBOT_LOG_LEVEL": "WARNING",
+            }
+            start = time.perf_counter()
+            subprocess.run([OPSBOT, "index", str(ROOT / "knowledge" / "runbooks")], env=env, check=True, capture_output=True)
+            index_s = round(time.perf_counter() - start, 2)
+            cold = demo_cold_start(env)
+            with bot_process(env) as url:
+                sender = SignedSender(url, SECRET)
+                timings = time_to_status_and_answer(sender, standin)
+                standin.clear()
+                ack = ack_latency(sender, standin)
+        results = {
+            "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+            "index_sample_runbooks_s": index_s,
+            "demo_cold_start": cold,
+            "slash_command_ack": ack,
+            "status_and_answer": timings,
+        }
+        out = ROOT / "bench" / "results" / "foundation.json"
+        out.write_text(json.dumps(results, indent=2) + "\n")
+        print(json.dumps(results, indent=2))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,19 @@
+"""What the graph's nodes use at run time, given with each invocation (LangGraph runtime context)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from langchain_core.language_models import BaseChatModel
+
+from tools.base import ToolContext
+
+
+@dataclass
+class AgentContext:
+    tools: ToolContext
+    model: BaseChatModel | None = None
+    """The configured chat model, if any."""
+    assist: bool = False
+    """Whether the model plans tool calls and writes summaries (settings.llm.assists)."""
+    max_tool_rounds: int = 3

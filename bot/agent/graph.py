@@ -1,0 +1,151 @@
+"""The agent graph: plan → tools → (plan again while a model wants more) → compose.
+
+One graph serves both modes. The planner node asks a tool-calling model when one assists,
+otherwise the deterministic planner; both emit an AIMessage with tool calls, run by the same
+tool node, and the same composer builds the answer from the evidence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
+from langgraph.graph import END, START, StateGraph
+from langgraph.runtime import Runtime
+from langgraph.types import Checkpointer, interrupt
+
+from bot.agent.answer import Answer, keep_cited, number_evidence
+from bot.agent.context import AgentContext
+from bot.agent.llm import SERVER_ERRORS, describe_failure
+from bot.agent.planner import plan_deterministic, plan_with_model
+from bot.agent.prompts import render_prompt
+from bot.agent.state import AgentState
+from tools.base import ToolResult
+from tools.registry import all_tools, run_tool
+
+
+def _last_ai(state: AgentState) -> AIMessage | None:
+    for message in reversed(state.get("messages", [])):
+        if isinstance(message, AIMessage):
+            return message
+        if isinstance(message, HumanMessage):
+            return None
+    return None
+
+
+async def plan(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
+    ctx = runtime.context
+    request = state["request"]
+    rounds = state.get("rounds", 0)
+    notes = list(state.get("notes", []))
+    if ctx.model is not None and ctx.assist and not request.get("tool"):
+        if rounds >= ctx.max_tool_rounds:
+            return {"rounds": rounds}
+        try:
+            reply = await plan_with_model(ctx.model, state["messages"])
+            return {"messages": [reply], "rounds": rounds + 1}
+        except Exception as exc:  # the model failing must never lose the answer
+            notes.append(describe_failure(exc.__cause__ or exc, ctx.model))
+    if state.get("results"):  # the deterministic planner plans one round
+        return {"rounds": rounds, "notes": notes}
+    calls = plan_deterministic(request.get("query") or request["question"], request.get("tool"))
+    return {"messages": [AIMessage("", tool_calls=calls)], "rounds": rounds + 1, "notes": notes}
+
+
+def after_plan(state: AgentState) -> str:
+    """Run tools when the planner has just asked for some; otherwise answer."""
+    last = state["messages"][-1] if state.get("messages") else None
+    return "tools" if isinstance(last, AIMessage) and last.tool_calls else "compose"
+
+
+async def run_tools(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
+    """Run the last planned calls. A write tool waits for a human approval (interrupt)."""
+    last = _last_ai(state)
+    assert last is not None
+    specs = all_tools()
+    results: list[ToolResult] = []
+    messages: list[ToolMessage] = []
+    for call in last.tool_calls:
+        spec = specs.get(call["name"])
+        if spec is not None and not spec.read_only:
+            decision = interrupt({"tool": call["name"], "args": call["args"]})
+            result = await asyncio.to_thread(_run_approved, call["name"], call["args"], decision, runtime.context)
+        else:
+            result = await asyncio.to_thread(run_tool, call["name"], call["args"], runtime.context.tools)
+        results.append(result)
+        messages.append(
+            ToolMessage(
+                content=json.dumps(result.model_dump(exclude_none=True))[:8000],
+                tool_call_id=call["id"] or "",
+                name=call["name"],
+                status="error" if result.status == "error" else "success",
+            )
+        )
+    return {
+        "messages": messages,
+        "results": [*state.get("results", []), *(r.model_dump() for r in results)],
+    }
+
+
+def _run_approved(name: str, args: dict[str, Any], decision: Any, ctx: AgentContext) -> ToolResult:
+    """Run a write tool only after a decision that says approved, by someone named."""
+    if not (isinstance(decision, dict) and decision.get("approved") is True and decision.get("by")):
+        who = decision.get("by", "someone") if isinstance(decision, dict) else "someone"
+        return ToolResult(tool=name, status="error", message=f"{name} was not approved ({who}).")
+    spec = all_tools()[name]
+    try:
+        return spec.run(spec.args_schema.model_validate(args), ctx.tools)
+    except ValueError as exc:
+        return ToolResult(tool=name, status="error", message=f"bad arguments for {name}: {exc}")
+
+
+async def compose(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
+    ctx = runtime.context
+    request = state["request"]
+    results = [ToolResult.model_validate(r) for r in state.get("results", [])]
+    notes = list(state.get("notes", []))
+    answer = Answer(
+        question=request["question"], evidence=number_evidence(results), results=results
+    )
+    if ctx.model is not None and ctx.assist and answer.evidence and not notes:
+        try:
+            answer.summary, dropped = await summarise(ctx, answer)
+            if dropped:
+                notes.append(f"{dropped} sentence(s) of the model's summary cited no evidence and were dropped")
+        except SERVER_ERRORS as exc:
+            notes.append(describe_failure(exc, ctx.model))
+    answer.notes = notes
+    topic = state.get("topic", "")
+    if request.get("query") == request["question"] and answer.evidence:
+        topic = request["question"]
+    return {
+        "answer": answer.model_dump(),
+        "notes": notes,
+        "topic": topic,
+        "messages": [AIMessage(answer.as_text())],
+    }
+
+
+async def summarise(ctx: AgentContext, answer: Answer) -> tuple[str | None, int]:
+    assert ctx.model is not None
+    listing = "\n".join(
+        f"[{ev.id}] {ev.title} › {ev.section} ({ev.source}):\n{ev.text}" for ev in answer.evidence
+    )
+    prompt = render_prompt("summary", question=answer.question, evidence=listing)
+    reply = await ctx.model.ainvoke([SystemMessage(prompt)])
+    text, dropped = keep_cited(str(reply.content), {ev.id for ev in answer.evidence})
+    return (text or None), dropped
+
+
+def build_graph(checkpointer: Checkpointer = None):  # type: ignore[no-untyped-def]
+    graph = StateGraph(AgentState, context_schema=AgentContext)
+    graph.add_node("plan", plan)
+    graph.add_node("tools", run_tools)
+    graph.add_node("compose", compose)
+    graph.add_edge(START, "plan")
+    graph.add_conditional_edges("plan", after_plan, {"tools": "tools", "compose": "compose"})
+    graph.add_edge("tools", "plan")
+    graph.add_edge("compose", END)
+    return graph.compile(checkpointer=checkpointer)

@@ -1,0 +1,85 @@
+"""The two planners. Both return LangChain tool calls for the same tool node.
+
+- ``plan_deterministic``: a tool named by a slash command, or the question matched against
+  the tools' keywords and descriptions. Works with no model at all.
+- ``plan_with_model``: a tool-calling chat model bound to the tool registry.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, AnyMessage, SystemMessage, ToolCall
+
+from bot.agent.llm import SERVER_ERRORS, LLMUnavailableError
+from bot.agent.prompts import load_prompt
+from tools.base import ToolSpec
+from tools.registry import all_tools, langchain_tools
+
+DEFAULT_TOOL = "runbook_search"
+WORD = re.compile(r"[a-z0-9]+")
+#: A question of at most this many words is read as a follow-up to the thread's topic.
+FOLLOW_UP_WORDS = 6
+FOLLOW_UP_MARKERS = {"it", "that", "this", "those", "them", "and", "also", "what", "then", "more"}
+
+
+def words(text: str) -> set[str]:
+    return set(WORD.findall(text.lower()))
+
+
+def tool_call(name: str, args: dict[str, Any]) -> ToolCall:
+    return ToolCall(name=name, args=args, id=f"call_{uuid.uuid4().hex[:12]}", type="tool_call")
+
+
+def contextual_query(question: str, topic: str) -> str:
+    """A short follow-up ("and what about memory?") inherits the thread's topic."""
+    tokens = WORD.findall(question.lower())
+    if topic and len(tokens) <= FOLLOW_UP_WORDS and FOLLOW_UP_MARKERS & set(tokens):
+        return f"{topic} {question}"
+    return question
+
+
+def score_tool(spec: ToolSpec, question: str) -> float:
+    """Keyword hits count fully, description words a little: enough to route a question."""
+    q = words(question)
+    return len(q & set(spec.keywords)) + 0.25 * len(q & words(spec.description))
+
+
+def plan_deterministic(query: str, forced_tool: str | None = None) -> list[ToolCall]:
+    """Tool calls for a query without a model."""
+    specs = all_tools()
+    if forced_tool:
+        spec = specs[forced_tool]
+        return [tool_call(spec.name, {spec.query_arg or "query": query})]
+    askable = [s for s in specs.values() if s.read_only and s.query_arg]
+    best = max(askable, key=lambda s: score_tool(s, query), default=None)
+    if best is None or score_tool(best, query) == 0:
+        best = specs[DEFAULT_TOOL]
+    return [tool_call(best.name, {best.query_arg or "query": query})]
+
+
+async def plan_with_model(
+    model: BaseChatModel,
+    messages: list[AnyMessage],
+    *,
+    tool_choice: str | None = None,
+) -> AIMessage:
+    """Ask a tool-calling model for the next step; its AIMessage carries the tool calls.
+
+    Raises LLMUnavailableError when the server fails. Calls to tools that do not exist are
+    dropped here; arguments are validated by the tool node against each tool's schema.
+    """
+    bound = model.bind_tools(langchain_tools(), tool_choice=tool_choice)
+    prompt = [SystemMessage(load_prompt("planner")), *messages]
+    try:
+        reply = await bound.ainvoke(prompt)
+    except SERVER_ERRORS as exc:
+        raise LLMUnavailableError(str(exc)) from exc
+    if not isinstance(reply, AIMessage):
+        raise LLMUnavailableError(f"unexpected reply type {type(reply).__name__}")
+    known = all_tools()
+    reply.tool_calls = [c for c in reply.tool_calls if c["name"] in known]
+    return reply

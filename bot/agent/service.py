@@ -1,0 +1,129 @@
+"""The agent as the rest of the bot uses it: ask a question in a thread, hear its status,
+get an Answer; resume a thread paused for an approval."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from langchain_core.messages import AIMessage, HumanMessage
+from langchain_core.runnables import RunnableConfig
+from langgraph.types import Command
+
+from bot.agent.answer import Answer
+from bot.agent.checkpoint import open_checkpointer
+from bot.agent.context import AgentContext
+from bot.agent.graph import build_graph
+from bot.agent.llm import make_chat_model
+from bot.agent.planner import contextual_query
+from bot.settings import Settings
+from tools.base import ToolContext
+from tools.registry import all_tools
+
+StatusCallback = Callable[[str], Awaitable[None]]
+
+
+@dataclass
+class PendingApproval:
+    """The thread is paused until someone approves or rejects ``tool`` with ``args``."""
+
+    thread_id: str
+    tool: str
+    args: dict[str, Any]
+
+
+class Agent:
+    def __init__(self, graph: Any, context: AgentContext) -> None:
+        self.graph = graph
+        self.context = context
+
+    @staticmethod
+    def _config(thread_id: str) -> RunnableConfig:
+        return {"configurable": {"thread_id": thread_id}}
+
+    async def ask(
+        self,
+        thread_id: str,
+        question: str,
+        *,
+        user: str,
+        source: str,
+        tool: str | None = None,
+        on_status: StatusCallback | None = None,
+    ) -> Answer | PendingApproval:
+        """Answer ``question`` in the conversation ``thread_id``."""
+        snapshot = await self.graph.aget_state(self._config(thread_id))
+        topic = snapshot.values.get("topic", "") if snapshot.values else ""
+        turn = {
+            "messages": [HumanMessage(question)],
+            "request": {
+                "question": question,
+                "query": contextual_query(question, topic),
+                "user": user,
+                "source": source,
+                "tool": tool,
+            },
+            "results": [],
+            "rounds": 0,
+            "answer": None,
+            "notes": [],
+        }
+        return await self._drive(thread_id, turn, on_status)
+
+    async def resume(
+        self, thread_id: str, decision: dict[str, Any], on_status: StatusCallback | None = None
+    ) -> Answer | PendingApproval:
+        """Continue a thread paused by an approval request, with the approver's decision."""
+        return await self._drive(thread_id, Command(resume=decision), on_status)
+
+    async def _drive(
+        self, thread_id: str, graph_input: Any, on_status: StatusCallback | None
+    ) -> Answer | PendingApproval:
+        config = self._config(thread_id)
+        specs = all_tools()
+        pending: PendingApproval | None = None
+        # Read the stream to its end: leaving early could drop the checkpoint being written.
+        async for update in self.graph.astream(
+            graph_input, config, context=self.context, stream_mode="updates"
+        ):
+            if "__interrupt__" in update:
+                payload = update["__interrupt__"][0].value
+                pending = PendingApproval(thread_id, payload["tool"], payload["args"])
+                continue
+            planned = (update.get("plan") or {}).get("messages") or []
+            if on_status is not None:
+                for message in planned:
+                    if isinstance(message, AIMessage) and message.tool_calls:
+                        texts = [specs[c["name"]].status_text for c in message.tool_calls]
+                        await on_status(", ".join(dict.fromkeys(texts)))
+        if pending is not None:
+            return pending
+        snapshot = await self.graph.aget_state(config)
+        return Answer.model_validate(snapshot.values["answer"])
+
+    async def messages(self, thread_id: str) -> list[Any]:
+        """The conversation kept for a thread (empty for a new one)."""
+        snapshot = await self.graph.aget_state(self._config(thread_id))
+        return list(snapshot.values.get("messages", [])) if snapshot.values else []
+
+
+def agent_context(settings: Settings) -> AgentContext:
+    return AgentContext(
+        tools=ToolContext(
+            index_dir=settings.index_dir,
+            embedding_model=settings.index.model,
+            top_k=settings.index.top_k,
+        ),
+        model=make_chat_model(settings.llm),
+        assist=settings.llm.assists,
+        max_tool_rounds=settings.llm.max_tool_rounds,
+    )
+
+
+@asynccontextmanager
+async def open_agent(settings: Settings) -> AsyncIterator[Agent]:
+    """An agent with its checkpointer open for the life of the block."""
+    async with open_checkpointer(settings) as saver:
+        yield Agent(build_graph(saver), agent_context(settings))

@@ -1,0 +1,268 @@
+"""The `opsbot` command."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from bot.settings import EMBEDDED_MODEL, Settings, SettingsError, load_settings
+
+app = typer.Typer(
+    help="opsbot: a chat-ops agent that answers from your runbooks, in Slack or a terminal.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+llm_app = typer.Typer(help="Run a local OpenAI-compatible model server.", no_args_is_help=True)
+app.add_typer(llm_app, name="llm")
+
+IndexOption = Annotated[
+    Path | None, typer.Option("--index", help="Index folder (default: OPSBOT_INDEX_DIR).")
+]
+
+
+def fail(message: str) -> typer.Exit:
+    typer.echo(f"opsbot: {message}", err=True)
+    return typer.Exit(2)
+
+
+def settings_or_exit() -> Settings:
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        raise fail(str(exc)) from None
+
+
+@app.callback()
+def main_callback() -> None:
+    """Configure logging from settings before any command runs."""
+    logging.basicConfig(
+        level=os.environ.get("OPSBOT_LOG_LEVEL", "INFO").upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    for noisy in ("httpx", "sentence_transformers", "faiss"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+@app.command()
+def index(
+    path: Annotated[Path, typer.Argument(help="Folder of Markdown or text runbooks.")],
+    index_dir: IndexOption = None,
+    force: Annotated[bool, typer.Option("--force", help="Rebuild even if up to date.")] = False,
+) -> None:
+    """Build the runbook index over PATH (chunks by heading, embeddings, FAISS, manifest)."""
+    from knowledge.embedder import EmbedderError, get_embedder
+    from knowledge.index import build_index
+
+    settings = settings_or_exit()
+    out = index_dir or settings.index_dir
+    try:
+        manifest, built = build_index(path, out, get_embedder(settings.index.model), force=force)
+    except (FileNotFoundError, EmbedderError) as exc:
+        raise fail(str(exc)) from None
+    typer.echo(
+        f"{'indexed' if built else 'up to date:'} {manifest.documents} runbooks ({manifest.chunks} sections) "
+        f"from {path} into {out} with {manifest.model}"
+    )
+
+
+@app.command()
+def search(
+    index_dir: IndexOption = None,
+    k: Annotated[int, typer.Option("-k", help="Documents per query.")] = 5,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON line per query.")] = False,
+) -> None:
+    """Search the runbook index with queries read from stdin, one per line."""
+    from knowledge.embedder import get_embedder
+    from knowledge.index import IndexMismatchError, IndexMissingError, RunbookIndex
+
+    settings = settings_or_exit()
+    try:
+        runbooks = RunbookIndex(index_dir or settings.index_dir, get_embedder(settings.index.model))
+    except (IndexMissingError, IndexMismatchError) as exc:
+        raise fail(str(exc)) from None
+    for line in sys.stdin:
+        query = line.strip()
+        if not query:
+            continue
+        hits = runbooks.search(query, k=k)
+        if as_json:
+            record = {
+                "query": query,
+                "hits": [
+                    {"doc": h.doc, "section": h.section, "score": h.score, "title": h.title}
+                    for h in hits
+                ],
+            }
+            typer.echo(json.dumps(record))
+        else:
+            typer.echo(f"? {query}")
+            for rank, h in enumerate(hits, 1):
+                typer.echo(f"  {rank}. {h.score:.3f}  {h.doc}  § {h.heading}")
+
+
+@app.command()
+def chat(
+    once: Annotated[
+        str | None, typer.Option("--once", help="Answer this one question and exit.")
+    ] = None,
+    thread: Annotated[
+        str | None, typer.Option("--thread", help="Conversation name, to continue it later.")
+    ] = None,
+) -> None:
+    """Talk to opsbot in the terminal; answers quote and cite runbook sections."""
+    settings = settings_or_exit()
+    thread_id = f"cli:{thread or uuid.uuid4().hex[:8]}"
+    try:
+        asyncio.run(_chat(settings, thread_id, once))
+    except (KeyboardInterrupt, EOFError):
+        typer.echo("")
+
+
+async def _chat(settings: Settings, thread_id: str, once: str | None) -> None:
+    from bot.agent.service import PendingApproval, open_agent
+    from bot.store import Store
+
+    store = Store(settings.database_url)
+    user = os.environ.get("USER", "local")
+
+    async def status(text: str) -> None:
+        typer.secho(f"… {text}", fg=typer.colors.BRIGHT_BLACK, err=True)
+
+    async with open_agent(settings) as agent:
+
+        async def answer(question: str) -> None:
+            store.audit(source="cli", user=user, action="chat", text=question)
+            result = await agent.ask(thread_id, question, user=user, source="cli", on_status=status)
+            if isinstance(result, PendingApproval):
+                typer.echo(f"{result.tool} waits for an approval.")
+            else:
+                typer.echo(result.as_text())
+
+        if once is not None:
+            if not once.strip():
+                raise fail("ask something, e.g. --once 'what should I check when pods crash-loop?'")
+            await answer(once)
+            return
+        typer.echo("opsbot chat: ask about an incident or a procedure. Ctrl-D to leave.")
+        while True:
+            question = (await asyncio.to_thread(input, "you> ")).strip()
+            if question in ("exit", "quit"):
+                return
+            if question:
+                await answer(question)
+                typer.echo("")
+
+
+@app.command()
+def serve() -> None:
+    """Run the Slack app: HTTP on /slack/events (OPSBOT_PORT), or Socket Mode with an app token."""
+    settings = settings_or_exit()
+    try:
+        settings.require_slack()
+    except SettingsError as exc:
+        raise fail(str(exc)) from None
+    if settings.slack.app_token is not None:
+        asyncio.run(_serve_socket_mode(settings))
+        return
+    import uvicorn
+
+    from bot.server import build_web_app
+
+    uvicorn.run(build_web_app(settings), host=settings.host, port=settings.port, log_level="info")
+
+
+async def _serve_socket_mode(settings: Settings) -> None:
+    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+    from bot.agent.service import open_agent
+    from bot.slack.app import build_slack_app
+    from bot.slack.listeners import Services
+    from bot.store import Store
+
+    assert settings.slack.app_token is not None
+    services = Services(store=Store(settings.database_url))
+    bolt = build_slack_app(settings, services)
+    async with open_agent(settings) as agent:
+        services.agent = agent
+        await AsyncSocketModeHandler(bolt, settings.slack.app_token.get_secret_value()).start_async()
+
+
+@llm_app.command("serve")
+def llm_serve(
+    model: Annotated[
+        Path | None,
+        typer.Option("--model", help="GGUF file (default: the packaged Gemma 3 270M base model)."),
+    ] = None,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+    n_ctx: Annotated[int, typer.Option("--n-ctx", help="Context window in tokens.")] = 4096,
+    print_command: Annotated[
+        bool, typer.Option("--print-command", help="Print the server command and exit.")
+    ] = False,
+) -> None:
+    """Serve a GGUF model through llama.cpp's OpenAI-compatible server (tool calls on)."""
+    from bot.llm_server import LocalModelError, llama_server_command
+
+    settings = settings_or_exit()
+    try:
+        command = llama_server_command(
+            model, host=host, port=port, n_ctx=n_ctx, models_dir=settings.data_dir / "models"
+        )
+    except LocalModelError as exc:
+        raise fail(str(exc)) from None
+    if print_command:
+        typer.echo(" ".join(command))
+        return
+    alias = command[command.index("--model_alias") + 1]
+    typer.echo(f"serving {alias} at http://{host}:{port}/v1 — set OPSBOT_LLM_URL to use it", err=True)
+    if alias == EMBEDDED_MODEL:
+        typer.echo("(a base model: it proves the wiring; answers still come from evidence)", err=True)
+    raise typer.Exit(subprocess.call(command))
+
+
+@app.command("slack-standin")
+def slack_standin(
+    port: Annotated[int, typer.Option(help="Port of the stand-in Web API.")] = 3001,
+) -> None:
+    """Run a local stand-in for Slack's Web API that prints every call the bot makes.
+
+    Point the bot at it with OPSBOT_SLACK_API_URL=http://127.0.0.1:PORT/api/ and send it
+    signed requests with `opsbot slack-send`.
+    """
+    from bot.slack.standin import serve_forever
+
+    serve_forever(port=port)
+
+
+@app.command("slack-send")
+def slack_send(
+    text: Annotated[str, typer.Argument(help="What follows /ops, e.g. 'ask why are pods crash-looping?'")],
+    url: Annotated[str, typer.Option(help="The bot's request URL.")] = "http://127.0.0.1:3000/slack/events",
+) -> None:
+    """Send a correctly signed `/ops` slash command to a running bot (signing secret from settings)."""
+    from bot.slack.standin import SignedSender
+
+    settings = settings_or_exit()
+    if settings.slack.signing_secret is None:
+        raise fail("OPSBOT_SLACK_SIGNING_SECRET is needed to sign the request")
+    sender = SignedSender(url, settings.slack.signing_secret.get_secret_value())
+    response = sender.slash_command(text)
+    typer.echo(f"HTTP {response.status_code} {response.text}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

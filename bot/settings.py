@@ -1,0 +1,201 @@
+"""All of opsbot's settings, in one object nested per integration.
+
+Every setting is an environment variable with the prefix ``OPSBOT_`` (or a line of a
+``.env`` file in the working directory). Nested groups take one underscore:
+``OPSBOT_SLACK_BOT_TOKEN`` is ``settings.slack.bot_token``, ``OPSBOT_LLM_URL`` is
+``settings.llm.url``. With no settings at all the embedded defaults apply: SQLite and
+the runbook index under the data directory, no Slack, no model (answers from evidence).
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from knowledge.embedder import DEFAULT_EMBEDDING_MODEL
+
+PREFIX = "OPSBOT_"
+DEFAULT_SLACK_API_URL = "https://slack.com/api/"
+#: The alias `opsbot llm serve` gives the packaged Gemma 3 270M base model.
+EMBEDDED_MODEL = "gemma-3-270m-base"
+
+
+class SettingsError(Exception):
+    """A setting is missing or wrong; the message is one line naming the variable."""
+
+
+def _default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "opsbot"
+
+
+class SlackSettings(BaseModel):
+    """The Slack app. Tokens come from the app's settings page (see deploy/README.md)."""
+
+    bot_token: SecretStr | None = Field(None, description="Bot user OAuth token (xoxb-...).")
+    signing_secret: SecretStr | None = Field(
+        None, description="Signing secret; every HTTP request from Slack is checked with it."
+    )
+    app_token: SecretStr | None = Field(
+        None, description="App-level token (xapp-...); when set, `opsbot serve` uses Socket Mode."
+    )
+    api_url: str = Field(
+        DEFAULT_SLACK_API_URL,
+        description="Base URL of the Slack Web API; tests and proxies point it elsewhere.",
+    )
+
+    @field_validator("api_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value if value.endswith("/") else value + "/"
+
+    @field_validator("bot_token")
+    @classmethod
+    def _bot_token_shape(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith("xoxb-"):
+            raise ValueError("must be a bot token starting with xoxb-")
+        return value
+
+    @field_validator("app_token")
+    @classmethod
+    def _app_token_shape(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith("xapp-"):
+            raise ValueError("must be an app-level token starting with xapp-")
+        return value
+
+
+class LLMSettings(BaseModel):
+    """The optional OpenAI-compatible model server (vLLM in production, llama.cpp on CPU)."""
+
+    url: str | None = Field(
+        None, description="Base URL of an OpenAI-compatible API, e.g. http://vllm:8000/v1."
+    )
+    model: str = Field(EMBEDDED_MODEL, description="Model name the server serves.")
+    api_key: SecretStr = Field(SecretStr("none"), description="API key for the model server.")
+    assist: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="Whether the model plans tool calls and writes summaries. auto: yes for any "
+        "configured URL, except the embedded base model, which cannot follow instructions.",
+    )
+    timeout: float = Field(30.0, gt=0, description="Seconds to wait for one model response.")
+    max_retries: int = Field(2, ge=0, le=10, description="Retries of a failed model request.")
+    max_tool_rounds: int = Field(3, ge=1, le=10, description="Planner rounds in one turn.")
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value.rstrip("/")
+
+    @property
+    def assists(self) -> bool:
+        """True when a configured model should plan and summarise."""
+        if self.url is None or self.assist == "off":
+            return False
+        if self.assist == "on":
+            return True
+        return self.model != EMBEDDED_MODEL
+
+
+class DatabaseSettings(BaseModel):
+    """The store (audit log, conversations) and the agent's checkpoints."""
+
+    url: str | None = Field(
+        None,
+        description="SQLAlchemy URL; default sqlite:///<data dir>/opsbot.sqlite. "
+        "postgresql+psycopg://... switches the store and the checkpointer to Postgres.",
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _known_scheme(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        if not value.startswith(("sqlite://", "postgresql")):
+            raise ValueError("must start with sqlite:// or postgresql")
+        return value
+
+
+class IndexSettings(BaseModel):
+    """The runbook index."""
+
+    dir: Path | None = Field(None, description="Index folder; default <data dir>/index.")
+    model: str = Field(
+        DEFAULT_EMBEDDING_MODEL,
+        description="sentence-transformers model: the packaged all-MiniLM-L6-v2 or a local path.",
+    )
+    top_k: int = Field(3, ge=1, le=20, description="Runbook hits quoted in an answer.")
+
+
+class Settings(BaseSettings):
+    """opsbot's settings; see each field's description."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=PREFIX,
+        env_nested_delimiter="_",
+        env_nested_max_split=1,
+        env_file=".env",
+        extra="ignore",
+        env_ignore_empty=True,
+    )
+
+    data_dir: Path = Field(
+        default_factory=_default_data_dir,
+        description="Where the SQLite file, the index and model state live by default.",
+    )
+    port: int = Field(3000, ge=1, le=65535, description="Port of `opsbot serve`'s HTTP server.")
+    host: str = Field("0.0.0.0", description="Address `opsbot serve` listens on.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="Log level."
+    )
+    slack: SlackSettings = Field(default_factory=SlackSettings)
+    llm: LLMSettings = Field(default_factory=LLMSettings)
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    index: IndexSettings = Field(default_factory=IndexSettings)
+
+    @cached_property
+    def index_dir(self) -> Path:
+        return self.index.dir or self.data_dir / "index"
+
+    @cached_property
+    def database_url(self) -> str:
+        return self.database.url or f"sqlite:///{self.data_dir / 'opsbot.sqlite'}"
+
+    @cached_property
+    def checkpoint_path(self) -> Path:
+        """SQLite file of the agent's checkpoints (when the database is SQLite)."""
+        return self.data_dir / "checkpoints.sqlite"
+
+    def require_slack(self) -> None:
+        """Refuse to serve Slack without what it needs, naming the variable."""
+        missing = [
+            f"{PREFIX}SLACK_{name.upper()}"
+            for name in ("bot_token", "signing_secret")
+            if getattr(self.slack, name) is None
+        ]
+        if missing:
+            raise SettingsError(f"`opsbot serve` needs {' and '.join(missing)} (see deploy/README.md)")
+
+
+def env_name(loc: tuple[int | str, ...]) -> str:
+    """The environment variable behind a validation error's location."""
+    return PREFIX + "_".join(str(part) for part in loc if not isinstance(part, int)).upper()
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings from the environment and `.env`; raise SettingsError with one line."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise SettingsError(f"{env_name(first['loc'])}: {first['msg']}") from None

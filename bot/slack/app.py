@@ -1,0 +1,24 @@
+"""The Bolt app: signature-checked requests in, Web API calls out (to OPSBOT_SLACK_API_URL)."""
+
+from __future__ import annotations
+
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.settings import Settings
+from bot.slack.listeners import Services, register_listeners
+
+
+def build_slack_app(settings: Settings, services: Services) -> AsyncApp:
+    settings.require_slack()
+    assert settings.slack.bot_token is not None and settings.slack.signing_secret is not None
+    token = settings.slack.bot_token.get_secret_value()
+    client = AsyncWebClient(token=token, base_url=settings.slack.api_url)
+    app = AsyncApp(
+        client=client,
+        token=token,
+        signing_secret=settings.slack.signing_secret.get_secret_value(),
+        process_before_response=False,
+    )
+    register_listeners(app, services)
+    return app

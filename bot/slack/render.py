@@ -1,0 +1,143 @@
+"""Every Block Kit message the bot sends, built with ``slack_sdk.models.blocks``.
+
+Slack's limits are enforced here: at most 50 blocks a message and 3,000 characters a
+section text. Longer answers are split over several messages of the same thread.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from slack_sdk.models.blocks import (
+    Block,
+    ContextBlock,
+    DividerBlock,
+    HeaderBlock,
+    MarkdownTextObject,
+    SectionBlock,
+)
+
+from bot.agent.answer import Answer
+from tools.base import Evidence
+
+MAX_BLOCKS = 50
+MAX_SECTION_CHARS = 3000
+MAX_HEADER_CHARS = 150
+MAX_CONTEXT_ELEMENTS = 10
+
+HELP = [
+    ("`/ops help`", "this list"),
+    ("`/ops ask <question>`", "answer from the team's runbooks, in a new thread"),
+    ("`@opsbot <question>`", "start a conversation in a thread; replies there continue it"),
+]
+
+
+def mrkdwn(text: str) -> str:
+    """Markdown to Slack mrkdwn for what runbooks use: bold, links, headings, bullets."""
+    out: list[str] = []
+    in_code = False
+    for line in text.splitlines():
+        if line.lstrip().startswith(("```", "~~~")):
+            in_code = not in_code
+            out.append("```")
+            continue
+        if in_code:
+            out.append(line)
+            continue
+        line = re.sub(r"^#{1,6}\s+(.*)$", r"*\1*", line)
+        line = re.sub(r"\*\*(.+?)\*\*", r"*\1*", line)
+        line = re.sub(r"__(.+?)__", r"*\1*", line)
+        line = re.sub(r"\[([^\]]+)\]\((https?://[^)\s]+)\)", r"<\2|\1>", line)
+        line = re.sub(r"^(\s*)[-*+]\s+", r"\1• ", line)
+        out.append(line)
+    return "\n".join(out)
+
+
+def split_text(text: str, limit: int = MAX_SECTION_CHARS) -> list[str]:
+    """Cut text into pieces of at most ``limit`` characters, at line ends where possible,
+    closing and reopening a code block that a cut falls inside."""
+    pieces: list[str] = []
+    rest = text
+    while len(rest) > limit:
+        room = limit - 8  # space for a closing/opening fence
+        cut = rest.rfind("\n", 0, room)
+        cut = cut if cut > room // 2 else room
+        head, rest = rest[:cut], rest[cut:].lstrip("\n")
+        if head.count("```") % 2:
+            head += "\n```"
+            rest = "```\n" + rest
+        pieces.append(head)
+    pieces.append(rest)
+    return [p for p in pieces if p.strip()]
+
+
+def sections(text: str) -> list[SectionBlock]:
+    return [SectionBlock(text=MarkdownTextObject(text=part)) for part in split_text(text)]
+
+
+def context(*texts: str) -> ContextBlock:
+    return ContextBlock(
+        elements=[MarkdownTextObject(text=t[:MAX_SECTION_CHARS]) for t in texts[:MAX_CONTEXT_ELEMENTS]]
+    )
+
+
+def evidence_blocks(ev: Evidence) -> list[Block]:
+    where = f"{ev.title} › {ev.section}" if ev.section else ev.title
+    score = f" · score {ev.score:.2f}" if ev.score is not None else ""
+    head = f"*[{ev.id}] {where}*\n`{ev.source}`{score}"
+    return [*sections(head + "\n" + mrkdwn(ev.text))]
+
+
+def answer_blocks(answer: Answer) -> list[Block]:
+    """The whole answer; may exceed one message (see ``paginate``)."""
+    blocks: list[Block] = [*sections(f"*{answer.headline}*")]
+    if answer.summary:
+        blocks += sections(answer.summary)
+    if answer.evidence:
+        blocks.append(DividerBlock())
+    for ev in answer.evidence:
+        blocks += evidence_blocks(ev)
+    problems = [
+        f"`{r.tool}`: {r.message}"
+        for r in answer.results
+        if r.status in ("error", "approval_required") and r.message not in answer.headline
+    ]
+    notes = [*problems, *(f"_Note: {n}_" for n in answer.notes)]
+    if notes:
+        blocks.append(context(*notes))
+    return blocks
+
+
+def paginate(blocks: Sequence[Block], limit: int = MAX_BLOCKS) -> list[list[Block]]:
+    """Split blocks into messages of at most ``limit`` blocks."""
+    return [list(blocks[i : i + limit]) for i in range(0, len(blocks), limit)] or [[]]
+
+
+def status_blocks(text: str) -> list[Block]:
+    return [context(f":hourglass_flowing_sand: {text}")]
+
+
+def question_blocks(user: str, question: str) -> list[Block]:
+    return [*sections(f"<@{user}> asked: {question}")]
+
+
+def help_blocks() -> list[Block]:
+    lines = "\n".join(f"{cmd} — {what}" for cmd, what in HELP)
+    return [
+        HeaderBlock(text="opsbot"[:MAX_HEADER_CHARS]),
+        *sections("I answer from your team's runbooks and cite the sections I use.\n" + lines),
+    ]
+
+
+def usage_text(subcommand: str) -> str:
+    known = ", ".join(cmd for cmd, _ in HELP)
+    return f"I don't know `/ops {subcommand}`. Try: {known}."
+
+
+def error_blocks(message: str) -> list[Block]:
+    return [*sections(f":warning: {message}")]
+
+
+def as_dicts(blocks: Sequence[Block]) -> list[dict[str, object]]:
+    return [block.to_dict() for block in blocks]

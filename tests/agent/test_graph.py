@@ -1,0 +1,194 @@
+"""Agent-graph tests: both planners, memory per thread, restarts, approvals, a failing model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+from pydantic import BaseModel
+
+from bot.agent.answer import Answer
+from bot.agent.context import AgentContext
+from bot.agent.service import Agent, PendingApproval, agent_context, open_agent
+from bot.settings import Settings
+from tests.fake_chat import ScriptedChatModel
+from tools.base import ToolContext, ToolResult, register
+
+
+def tool_call(name: str, args: dict[str, object], id_: str = "c1") -> AIMessage:
+    return AIMessage("", tool_calls=[{"name": name, "args": args, "id": id_, "type": "tool_call"}])
+
+
+def with_model(agent: Agent, model: ScriptedChatModel) -> None:
+    agent.context.model = model
+    agent.context.assist = True
+
+
+async def test_deterministic_planner_answers_from_runbooks(settings: Settings) -> None:
+    statuses: list[str] = []
+
+    async def on_status(text: str) -> None:
+        statuses.append(text)
+
+    async with open_agent(settings) as agent:
+        answer = await agent.ask(
+            "t1", "what should I check when pods crash-loop?", user="u", source="test",
+            on_status=on_status,
+        )
+    assert isinstance(answer, Answer)
+    assert statuses == ["searching runbooks…"]
+    assert answer.evidence[0].source == "kubernetes/PodCrashLooping.md"
+    assert answer.evidence[0].id == "E1"
+    assert "PodCrashLooping.md" in answer.as_text()
+    assert answer.summary is None  # no model: evidence only
+
+
+async def test_memory_is_per_thread_and_survives_restart(settings: Settings) -> None:
+    async with open_agent(settings) as agent:
+        await agent.ask("a", "pods keep crash-looping", user="u", source="test")
+        await agent.ask("b", "disk is filling up on a node", user="u", source="test")
+        second = await agent.ask("a", "and what about memory?", user="u", source="test")
+        assert isinstance(second, Answer)
+    # A new process: a new checkpointer on the same file.
+    async with open_agent(settings) as agent:
+        history_a = await agent.messages("a")
+        history_b = await agent.messages("b")
+        questions_a = [m.content for m in history_a if isinstance(m, HumanMessage)]
+        questions_b = [m.content for m in history_b if isinstance(m, HumanMessage)]
+        assert questions_a == ["pods keep crash-looping", "and what about memory?"]
+        assert questions_b == ["disk is filling up on a node"]
+        third = await agent.ask("a", "what next?", user="u", source="test")
+        assert isinstance(third, Answer)
+        assert len([m for m in await agent.messages("a") if isinstance(m, HumanMessage)]) == 3
+
+
+async def test_short_follow_up_inherits_the_thread_topic(settings: Settings) -> None:
+    async with open_agent(settings) as agent:
+        await agent.ask("t", "my pod was OOMKilled", user="u", source="test")
+        follow = await agent.ask("t", "and what then?", user="u", source="test")
+    assert isinstance(follow, Answer)
+    assert follow.evidence[0].source == "kubernetes/PodOOMKilled.md"
+
+
+async def test_model_planner_routes_tool_calls_and_summary_cites(settings: Settings) -> None:
+    model = ScriptedChatModel(
+        script=[
+            tool_call("runbook_search", {"query": "TLS certificate expires soon"}),
+            AIMessage("Done."),
+            AIMessage(
+                "Renew the certificate before it expires [E1]. Nobody knows why. "
+                "Check cert-manager's status [E9]."
+            ),
+        ]
+    )
+    async with open_agent(settings) as agent:
+        with_model(agent, model)
+        answer = await agent.ask("m", "our cert is about to run out", user="u", source="test")
+    assert isinstance(answer, Answer)
+    assert "runbook_search" in model.bound_tools
+    assert answer.evidence[0].source == "infra/TLSCertificateExpiring.md"
+    assert answer.summary == "Renew the certificate before it expires [E1]."
+    assert any("2 sentence(s)" in note for note in answer.notes)
+    # The model's second round saw the tool result.
+    assert any(isinstance(m, ToolMessage) for m in model.calls[1])
+
+
+async def test_model_down_still_gives_the_evidence_answer(settings: Settings) -> None:
+    request = httpx.Request("POST", "http://127.0.0.1:9/v1/chat/completions")
+    model = ScriptedChatModel(script=[openai.APIConnectionError(request=request)])
+    async with open_agent(settings) as agent:
+        with_model(agent, model)
+        answer = await agent.ask("d", "pods crash-loop after deploy", user="u", source="test")
+    assert isinstance(answer, Answer)
+    assert answer.evidence[0].source == "kubernetes/PodCrashLooping.md"
+    assert any("unavailable" in note for note in answer.notes)
+    assert answer.summary is None
+
+
+async def test_model_calling_an_unknown_tool_or_junk_args_is_contained(settings: Settings) -> None:
+    model = ScriptedChatModel(
+        script=[
+            AIMessage(
+                "",
+                tool_calls=[
+                    {"name": "rm_rf", "args": {}, "id": "x", "type": "tool_call"},
+                    {"name": "runbook_search", "args": {"k": "lots"}, "id": "y", "type": "tool_call"},
+                ],
+            ),
+            AIMessage("nothing more"),
+        ]
+    )
+    async with open_agent(settings) as agent:
+        with_model(agent, model)
+        answer = await agent.ask("j", "help", user="u", source="test")
+    assert isinstance(answer, Answer)
+    assert [r.status for r in answer.results] == ["error"]
+    assert "bad arguments for runbook_search" in answer.results[0].message
+
+
+async def test_missing_index_tells_how_to_build_it(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path / "d", index={"dir": tmp_path / "none"})  # type: ignore[arg-type]
+    async with open_agent(settings) as agent:
+        answer = await agent.ask("x", "pods crash-loop", user="u", source="test")
+    assert isinstance(answer, Answer)
+    assert "opsbot index" in answer.headline
+
+
+class RestartInput(BaseModel):
+    service: str
+
+
+RUNS: list[str] = []
+
+
+@register(
+    name="test_restart_service",
+    description="Restart a service (test tool that changes things).",
+    args_schema=RestartInput,
+    status_text="restarting…",
+    read_only=False,
+)
+def restart_service(args: RestartInput, ctx: ToolContext) -> ToolResult:
+    RUNS.append(args.service)
+    return ToolResult(tool="test_restart_service", status="ok", message=f"restarted {args.service}")
+
+
+async def test_write_tool_waits_for_approval_across_a_restart(settings: Settings) -> None:
+    RUNS.clear()
+    script = [tool_call("test_restart_service", {"service": "checkout"}), AIMessage("ok")]
+    async with open_agent(settings) as agent:
+        with_model(agent, ScriptedChatModel(script=script[:1]))
+        pending = await agent.ask("w", "restart checkout", user="alice", source="test")
+    assert isinstance(pending, PendingApproval)
+    assert (pending.tool, pending.args) == ("test_restart_service", {"service": "checkout"})
+    assert RUNS == []  # the model asking is not enough
+    async with open_agent(settings) as agent:  # restarted
+        with_model(agent, ScriptedChatModel(script=script[1:]))
+        done = await agent.resume("w", {"approved": True, "by": "bob"})
+    assert isinstance(done, Answer)
+    assert RUNS == ["checkout"], done.results
+    assert done.results[0].message == "restarted checkout"
+
+
+async def test_rejected_write_tool_does_not_run(settings: Settings) -> None:
+    RUNS.clear()
+    async with open_agent(settings) as agent:
+        with_model(agent, ScriptedChatModel(script=[tool_call("test_restart_service", {"service": "db"}), AIMessage("ok")]))
+        pending = await agent.ask("r", "restart db", user="alice", source="test")
+        assert isinstance(pending, PendingApproval)
+        done = await agent.resume("r", {"approved": False, "by": "bob"})
+    assert isinstance(done, Answer)
+    assert RUNS == []
+    assert done.results[0].status == "error"
+
+
+def test_agent_context_follows_settings(tmp_path: Path) -> None:
+    plain = agent_context(Settings(data_dir=tmp_path))
+    assert plain.model is None and plain.assist is False
+    remote = agent_context(
+        Settings(data_dir=tmp_path, llm={"url": "http://vllm:8000/v1", "model": "qwen"})  # type: ignore[arg-type]
+    )
+    assert isinstance(remote, AgentContext) and remote.model is not None and remote.assist

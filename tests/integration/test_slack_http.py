@@ -1,0 +1,111 @@
+"""The real Bolt app over HTTP against the Slack Web API stand-in, with signed requests."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from bot.settings import Settings
+from bot.slack.standin import RecordedCall, SignedSender, SlackStandIn
+from tests.integration.conftest import SECRET, running_bot
+
+pytestmark = pytest.mark.integration
+
+
+def final_update(standin: SlackStandIn, timeout: float = 60) -> RecordedCall:
+    return standin.wait_for(
+        "chat.update", lambda c: "Best match" in c.params.get("text", ""), timeout=timeout
+    )
+
+
+def test_ask_is_acked_fast_and_answered_in_a_thread(bot: SignedSender, standin: SlackStandIn) -> None:
+    started = time.monotonic()
+    response = bot.slash_command("ask what should I check when pods crash-loop?")
+    acked = time.monotonic() - started
+    assert response.status_code == 200
+    assert acked < 3.0
+    starter = standin.wait_for("chat.postMessage", lambda c: "asked:" in c.params["text"])
+    assert starter.params["channel"] == "C0OPS" and "thread_ts" not in starter.params
+    status = standin.wait_for("chat.postMessage", lambda c: c.params.get("thread_ts") is not None)
+    answer = final_update(standin)
+    thread_ts = status.params["thread_ts"]
+    thread = standin.thread("C0OPS", thread_ts)
+    assert len(thread) == 2  # the question, then the status message turned answer
+    assert "kubernetes/PodCrashLooping.md" in json.dumps(answer.params["blocks"])
+    statuses = [c.params["text"] for c in standin.calls_to("chat.update")]
+    assert statuses[0] == "searching runbooks…"
+
+
+def test_help_unknown_and_empty_are_answered_in_the_ack(bot: SignedSender, standin: SlackStandIn) -> None:
+    help_ = bot.slash_command("help")
+    assert help_.status_code == 200 and "/ops ask" in help_.text
+    unknown = bot.slash_command("frobnicate now")
+    assert "/ops frobnicate" in unknown.json()["text"]
+    empty = bot.slash_command("ask   ")
+    assert "Ask me something" in empty.json()["text"]
+    time.sleep(0.5)
+    assert standin.calls_to("chat.postMessage") == []
+
+
+def test_unsigned_and_stale_requests_are_rejected(bot: SignedSender, standin: SlackStandIn) -> None:
+    assert bot.slash_command("ask pods", sign=False).status_code == 401
+    stale = bot.slash_command("ask pods", timestamp=int(time.time()) - 600)
+    assert stale.status_code == 401
+    time.sleep(0.5)
+    assert standin.calls_to("chat.postMessage") == []
+
+
+def mention(text: str, ts: str, thread_ts: str | None = None) -> dict[str, object]:
+    event = {"type": "app_mention", "user": "U0ALICE", "text": f"<@U0BOT> {text}",
+             "ts": ts, "channel": "C0OPS"}
+    if thread_ts:
+        event["thread_ts"] = thread_ts
+    return event
+
+
+def reply(text: str, ts: str, thread_ts: str) -> dict[str, object]:
+    return {"type": "message", "user": "U0ALICE", "text": text, "ts": ts,
+            "thread_ts": thread_ts, "channel": "C0OPS", "channel_type": "channel"}
+
+
+def test_mention_starts_a_thread_and_replies_continue_it_across_a_restart(
+    bot_settings: Settings, standin: SlackStandIn
+) -> None:
+    root = "1700000100.000100"
+    with running_bot(bot_settings) as url:
+        sender = SignedSender(url, SECRET)
+        assert sender.event(mention("my pod was OOMKilled", root)).status_code == 200
+        first = final_update(standin)
+        assert "kubernetes/PodOOMKilled.md" in json.dumps(first.params["blocks"])
+        standin.clear()
+        assert sender.event(reply("and what then?", "1700000100.000200", root)).status_code == 200
+        second = final_update(standin)
+        # the follow-up carried the thread's topic
+        assert "kubernetes/PodOOMKilled.md" in json.dumps(second.params["blocks"])
+        status = standin.calls_to("chat.postMessage")[0]
+        assert status.params["thread_ts"] == root
+    standin.clear()
+    with running_bot(bot_settings) as url:  # a restarted bot
+        sender = SignedSender(url, SECRET)
+        sender.event(reply("and what then?", "1700000100.000300", root))
+        third = final_update(standin)
+        assert "kubernetes/PodOOMKilled.md" in json.dumps(third.params["blocks"])
+
+
+def test_replies_in_unknown_threads_and_bot_messages_are_ignored(bot: SignedSender, standin: SlackStandIn) -> None:
+    bot.event(reply("random chatter", "1700000200.000200", "1700000200.000100"))
+    bot.event({**reply("I am a bot", "1700000200.000300", "1700000200.000100"), "bot_id": "B0OTHER"})
+    time.sleep(1.0)
+    assert standin.calls_to("chat.postMessage") == []
+
+
+def test_a_retried_event_is_not_answered_twice(bot: SignedSender, standin: SlackStandIn) -> None:
+    event = mention("disk is filling up", "1700000300.000100")
+    assert bot.event(event, event_id="Ev0RETRY").status_code == 200
+    assert bot.event(event, event_id="Ev0RETRY", retry_num=1).status_code == 200
+    final_update(standin)
+    time.sleep(1.0)
+    statuses = [c for c in standin.calls_to("chat.postMessage") if c.params.get("thread_ts")]
+    assert len(statuses) == 1

@@ -1,0 +1,115 @@
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from knowledge.embedder import Embedder
+from knowledge.index import (
+    IndexMismatchError,
+    IndexMissingError,
+    RunbookIndex,
+    build_index,
+    read_manifest,
+)
+from tests.conftest import SAMPLE_RUNBOOKS
+
+
+@pytest.mark.parametrize(
+    ("question", "doc"),
+    [
+        ("what should I check when pods crash-loop?", "kubernetes/PodCrashLooping.md"),
+        ("p99 latency of checkout is too high", "services/HighP99Latency.md"),
+        ("vLLM ran out of GPU memory, KV cache is full", "ml/VLLMGPUOutOfMemory.md"),
+        ("how do I roll back a model deploy whose health check failed", "ml/ModelDeployHealthCheckFailed.md"),
+        ("too many connections to postgres from the app pool", "services/DatabaseConnectionPoolExhausted.md"),
+    ],
+)
+def test_sample_questions_find_their_runbook_first(
+    sample_index: Path, embedder: Embedder, question: str, doc: str
+) -> None:
+    hits = RunbookIndex(sample_index, embedder).search(question, k=3)
+    assert hits[0].doc == doc
+    assert hits[0].score > hits[1].score
+    assert len({h.doc for h in hits}) == 3  # grouped per document
+
+
+def test_manifest_says_what_the_index_holds(sample_index: Path, embedder: Embedder) -> None:
+    manifest = read_manifest(sample_index)
+    assert manifest.model == embedder.name == "all-MiniLM-L6-v2"
+    assert manifest.dimension == 384
+    assert manifest.documents == len([p for p in SAMPLE_RUNBOOKS.rglob("*.md") if p.stem != "README"])
+    assert manifest.chunks > manifest.documents
+    assert len(manifest.corpus_hash) == 64
+
+
+def test_hits_carry_section_and_snippet(sample_index: Path, embedder: Embedder) -> None:
+    hit = RunbookIndex(sample_index, embedder).search("read the previous container's logs", k=1)[0]
+    assert hit.doc == "kubernetes/PodCrashLooping.md"
+    assert hit.section and hit.snippet
+    assert hit.heading.startswith(hit.title)
+
+
+def test_unchanged_corpus_is_not_rebuilt_and_a_change_is(tmp_path: Path, embedder: Embedder) -> None:
+    src = tmp_path / "rb"
+    src.mkdir()
+    (src / "a.md").write_text("# Cache stale\n## Fix\nFlush the cache.")
+    out = tmp_path / "idx"
+    first, built = build_index(src, out, embedder)
+    assert built
+    again, built = build_index(src, out, embedder)
+    assert not built and again == first
+    (src / "b.md").write_text("# Queue backlog\n## Fix\nScale the consumers.")
+    third, built = build_index(src, out, embedder)
+    assert built and third.documents == 2
+    assert RunbookIndex(out, embedder).search("consumers are behind", k=1)[0].doc == "b.md"
+
+
+def test_missing_and_mismatched_indexes_say_what_to_do(tmp_path: Path, embedder: Embedder, sample_index: Path) -> None:
+    with pytest.raises(IndexMissingError, match="opsbot index"):
+        RunbookIndex(tmp_path, embedder)
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for f in sample_index.iterdir():
+        (copy / f.name).write_bytes(f.read_bytes())
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["model"] = "other-model"
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(IndexMismatchError, match="rebuild"):
+        RunbookIndex(copy, embedder)
+
+
+def test_empty_query_returns_nothing(sample_index: Path, embedder: Embedder) -> None:
+    assert RunbookIndex(sample_index, embedder).search("   ", k=3) == []
+
+
+LABEL = re.compile(r"\{\{\s*\$labels\.(\w+)\s*\}\}")
+TEMPLATE = re.compile(r"\{\{.*?\}\}")
+
+
+def alert_query(alert: dict[str, str]) -> str:
+    """An alert's summary and description as a user would see them: labels filled in."""
+    text = f"{alert['summary']} {alert['description']}"
+    text = LABEL.sub(lambda m: {"namespace": "payments", "pod": "checkout-7d9f-abc12",
+                                "container": "app", "job": "checkout", "instance": "10.0.3.7:9100",
+                                "node": "node-3", "service": "checkout"}.get(m.group(1), m.group(1) + "-1"), text)
+    return TEMPLATE.sub("42", text)
+
+
+def test_shared_alerts_retrieve_their_runbook(
+    tmp_path: Path, embedder: Embedder, shared_runbooks: Path, shared_alerts: list[dict[str, str]]
+) -> None:
+    """Correctness on data written elsewhere: 108 runbooks, 60 real alerts (name left out)."""
+    build_index(shared_runbooks, tmp_path, embedder)
+    index = RunbookIndex(tmp_path, embedder)
+    ranks = []
+    for alert in shared_alerts:
+        docs = [h.doc for h in index.search(alert_query(alert), k=5)]
+        ranks.append(docs.index(alert["runbook"]) + 1 if alert["runbook"] in docs else None)
+    hit5 = sum(r is not None for r in ranks) / len(ranks)
+    hit1 = sum(r == 1 for r in ranks) / len(ranks)
+    assert len(ranks) == 60
+    assert hit5 >= 0.85, f"hit@5 {hit5:.3f}"
+    assert hit1 >= 0.6, f"hit@1 {hit1:.3f}"

@@ -1,0 +1,63 @@
+"""Runbook search: the sections of the team's runbooks that match a question."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from knowledge.index import IndexMismatchError, IndexMissingError, SearchHit
+from tools.base import Evidence, ToolContext, ToolError, ToolResult, register
+
+#: Below this cosine similarity a hit is too weak to quote.
+MIN_SCORE = 0.2
+
+
+class RunbookSearchInput(BaseModel):
+    query: str = Field(..., min_length=1, max_length=2000, description="What to look up.")
+    k: int = Field(3, ge=1, le=10, description="How many runbooks to return.")
+
+
+def search_runbooks(ctx: ToolContext, query: str, k: int) -> list[SearchHit]:
+    """The pure search, raising ToolError for what the user can fix."""
+    try:
+        index = ctx.runbooks
+    except (IndexMissingError, IndexMismatchError) as exc:
+        raise ToolError(str(exc)) from None
+    return [hit for hit in index.search(query, k=k) if hit.score >= MIN_SCORE]
+
+
+@register(
+    name="runbook_search",
+    description=(
+        "Search the team's runbooks for how to diagnose and fix a problem: alerts, failing "
+        "pods or services, errors, outages, procedures. Returns matching runbook sections "
+        "with document and section."
+    ),
+    args_schema=RunbookSearchInput,
+    status_text="searching runbooks…",
+    keywords=("runbook", "how", "what", "check", "fix", "why", "alert", "procedure", "steps"),
+    query_arg="query",
+)
+def runbook_search(args: RunbookSearchInput, ctx: ToolContext) -> ToolResult:
+    hits = search_runbooks(ctx, args.query, args.k)
+    if not hits:
+        return ToolResult(
+            tool="runbook_search",
+            status="no_data",
+            message=f"No runbook matches {args.query!r}.",
+        )
+    return ToolResult(
+        tool="runbook_search",
+        status="ok",
+        message=f"{len(hits)} runbook(s) match.",
+        evidence=[
+            Evidence(
+                kind="runbook",
+                title=hit.title,
+                source=hit.doc,
+                section=hit.section,
+                text=hit.snippet,
+                score=hit.score,
+            )
+            for hit in hits
+        ],
+    )
