@@ -60,13 +60,13 @@ def index(
     force: Annotated[bool, typer.Option("--force", help="Rebuild even if up to date.")] = False,
 ) -> None:
     """Build the runbook index over PATH (chunks by heading, embeddings, FAISS, manifest)."""
-    from knowledge.embedder import EmbedderError, get_embedder
+    from knowledge.embedder import EmbedderError
     from knowledge.index import build_index
 
     settings = settings_or_exit()
     out = index_dir or settings.index_dir
     try:
-        manifest, built = build_index(path, out, get_embedder(settings.index.model), force=force)
+        manifest, built = build_index(path, out, settings.index.model, force=force)
     except (FileNotFoundError, EmbedderError) as exc:
         raise fail(str(exc)) from None
     typer.echo(

@@ -16,7 +16,7 @@ from pathlib import Path
 import faiss
 
 from knowledge.documents import Chunk, chunk_document, corpus_hash, load_documents
-from knowledge.embedder import Embedder
+from knowledge.embedder import Embedder, get_embedder
 
 INDEX_FILE = "index.faiss"
 CHUNKS_FILE = "chunks.jsonl"
@@ -75,18 +75,22 @@ def current_manifest(out_dir: Path, corpus: str, model: str) -> Manifest | None:
 
 
 def build_index(
-    source: Path, out_dir: Path, embedder: Embedder, *, force: bool = False
+    source: Path, out_dir: Path, embedder: Embedder | str, *, force: bool = False
 ) -> tuple[Manifest, bool]:
     """Load, chunk and embed every runbook under ``source``; write the index to ``out_dir``.
 
+    ``embedder`` is a loaded model or a model name, loaded only when there is work to do.
     Returns the manifest and whether anything was built: an index that already holds the
     same corpus with the same model is kept unless ``force``.
     """
     documents = load_documents(source)
     if not documents:
         raise FileNotFoundError(f"no Markdown or text runbooks under {source}")
-    if not force and (existing := current_manifest(out_dir, corpus_hash(documents), embedder.name)):
+    name = embedder if isinstance(embedder, str) else embedder.name
+    if not force and (existing := current_manifest(out_dir, corpus_hash(documents), name)):
         return existing, False
+    if isinstance(embedder, str):
+        embedder = get_embedder(embedder)
     chunks = [chunk for doc in documents for chunk in chunk_document(doc)]
     vectors = embedder.encode([embedding_text(c) for c in chunks])
     index = faiss.IndexFlatIP(embedder.dimension)

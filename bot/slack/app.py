@@ -16,7 +16,6 @@ def build_slack_app(settings: Settings, services: Services) -> AsyncApp:
     client = AsyncWebClient(token=token, base_url=settings.slack.api_url)
     app = AsyncApp(
         client=client,
-        token=token,
         signing_secret=settings.slack.signing_secret.get_secret_value(),
         process_before_response=False,
     )

@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from slack_bolt import BoltResponse
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
@@ -41,14 +42,14 @@ def parse_command(text: str) -> tuple[str, str]:
 
 
 def register_listeners(app: AsyncApp, services: Services) -> None:
-    async def skip_retries(body: dict[str, Any], ack: AsyncAck, next: Any) -> None:  # noqa: A002
-        """An Events API retry of an event already taken is acked and dropped."""
+    async def skip_retries(body: dict[str, Any], next: Any) -> BoltResponse | None:  # noqa: A002
+        """An Events API delivery of an event already taken (a retry) is acked and dropped."""
         event_id = body.get("event_id")
         if event_id and not await asyncio.to_thread(services.store.first_sight, event_id=event_id):
-            log.info("dropping retried delivery of %s", event_id)
-            await ack()
-            return
+            log.info("dropping repeated delivery of %s", event_id)
+            return BoltResponse(status=200, body="")
         await next()
+        return None
 
     app.middleware(skip_retries)
 
