@@ -11,8 +11,13 @@ from tools.base import Evidence, ToolContext, ToolError, ToolResult, register
 MIN_SCORE = 0.2
 
 
+#: Longer queries are cut. Not a schema bound: llama.cpp turns maxLength into a grammar
+#: rule repeated that many times and fails on it.
+MAX_QUERY_CHARS = 2000
+
+
 class RunbookSearchInput(BaseModel):
-    query: str = Field(..., min_length=1, max_length=2000, description="What to look up.")
+    query: str = Field(..., min_length=1, description="What to look up.")
     k: int = Field(3, ge=1, le=10, description="How many runbooks to return.")
 
 
@@ -38,7 +43,7 @@ def search_runbooks(ctx: ToolContext, query: str, k: int) -> list[SearchHit]:
     query_arg="query",
 )
 def runbook_search(args: RunbookSearchInput, ctx: ToolContext) -> ToolResult:
-    hits = search_runbooks(ctx, args.query, args.k)
+    hits = search_runbooks(ctx, args.query[:MAX_QUERY_CHARS], args.k)
     if not hits:
         return ToolResult(
             tool="runbook_search",

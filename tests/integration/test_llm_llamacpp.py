@@ -6,7 +6,6 @@ server handled), not the quality of answers.
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
 import time
 from collections.abc import Iterator
@@ -35,12 +34,14 @@ def start_server(models_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
         command = llama_server_command(None, host="127.0.0.1", port=port, n_ctx=2048, models_dir=models_dir)
     except LocalModelError as exc:
         pytest.skip(f"LOUD SKIP: local LLM not installed ({exc}); `make test` installs it")
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    log = models_dir / f"llama-{port}.log"  # a file: llama.cpp logs more than a pipe holds
+    with log.open("wb") as out:
+        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/v1"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"llama.cpp server exited: {proc.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
+            raise RuntimeError(f"llama.cpp server exited: {log.read_text()[-2000:]}")
         try:
             if httpx.get(f"{url}/models", timeout=1).status_code == 200:
                 return proc, url
@@ -108,13 +109,15 @@ async def test_a_server_that_dies_mid_answer_is_reported(models_dir: Path, setti
     try:
         model = make_chat_model(llm(url, timeout=60, max_retries=0))
         assert model is not None
-        long = model.bind(max_tokens=1500)  # type: ignore[arg-type]
-        task = asyncio.create_task(long.ainvoke([HumanMessage("Write a long story about servers.")]))
-        await asyncio.sleep(1.5)
-        assert not task.done(), "the answer finished before the server could die"
-        proc.kill()
+        # EOS (1) and end-of-turn (106) banned: the answer runs until the server dies.
+        long = model.bind(max_tokens=2000, logit_bias={"1": -100, "106": -100})  # type: ignore[arg-type]
+        received: list[str] = []
         with pytest.raises(SERVER_ERRORS) as err:
-            await task
+            async for chunk in long.astream([HumanMessage("Write a long story about servers.")]):
+                received.append(str(chunk.content))
+                if len(received) == 5:
+                    proc.kill()  # mid-answer
+        assert len(received) >= 5, "the answer ended before the server could die"
         assert "unavailable" in describe_failure(err.value, model)
         # The bot carries on: with the server gone, the agent answers from evidence.
         dead = settings.model_copy(update={"llm": llm(url, timeout=5, max_retries=0, assist="on")})

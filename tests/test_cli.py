@@ -1,0 +1,67 @@
+"""The `opsbot` command as a user runs it (a real process)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import SAMPLE_RUNBOOKS
+
+OPSBOT = str(Path(sys.executable).with_name("opsbot"))
+
+
+def run(*args: str, data: Path, stdin: str = "", **env: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("OPSBOT_")}
+    return subprocess.run(
+        [OPSBOT, *args], input=stdin, capture_output=True, text=True, timeout=300,
+        env={**clean, "OPSBOT_DATA_DIR": str(data), **env},
+    )
+
+
+def test_help_documents_every_command(tmp_path: Path) -> None:
+    out = run("--help", data=tmp_path).stdout
+    for command in ("chat", "serve", "index", "search", "llm", "slack-standin", "slack-send"):
+        assert command in out
+    assert "serve" in run("llm", "--help", data=tmp_path).stdout
+
+
+def test_index_search_and_chat_once(tmp_path: Path) -> None:
+    built = run("index", str(SAMPLE_RUNBOOKS), data=tmp_path)
+    assert built.returncode == 0 and built.stdout.startswith("indexed 12 runbooks")
+    again = run("index", str(SAMPLE_RUNBOOKS), data=tmp_path)
+    assert again.stdout.startswith("up to date")
+    found = run("search", "-k", "2", "--json", data=tmp_path,
+                stdin="what should I check when pods crash-loop?\n\nvllm kv cache is full\n")
+    lines = [json.loads(line) for line in found.stdout.splitlines()]
+    assert [line["query"] for line in lines] == ["what should I check when pods crash-loop?", "vllm kv cache is full"]
+    assert lines[0]["hits"][0]["doc"] == "kubernetes/PodCrashLooping.md"
+    assert lines[1]["hits"][0]["doc"] == "ml/VLLMGPUOutOfMemory.md"
+    assert all(set(h) >= {"doc", "section", "score"} and len(line["hits"]) == 2 for line in lines for h in line["hits"])
+    chat = run("chat", "--once", "what should I check when pods crash-loop?", data=tmp_path)
+    assert chat.returncode == 0
+    assert "[E1] Pod crash-looping" in chat.stdout and "kubernetes/PodCrashLooping.md" in chat.stdout
+
+
+def test_errors_are_one_clear_line(tmp_path: Path) -> None:
+    missing = run("search", data=tmp_path, stdin="pods\n")
+    assert missing.returncode == 2
+    assert missing.stderr.strip() == f"opsbot: no runbook index in {tmp_path / 'index'}: build one with `opsbot index PATH`"
+    bad = run("chat", "--once", "hi", data=tmp_path, OPSBOT_LLM_URL="vllm:8000")
+    assert bad.returncode == 2 and bad.stderr.strip().startswith("opsbot: OPSBOT_LLM_URL: ")
+    assert "Traceback" not in bad.stderr
+    serve = run("serve", data=tmp_path)
+    assert serve.returncode == 2 and "OPSBOT_SLACK_BOT_TOKEN" in serve.stderr
+    empty = run("chat", "--once", "  ", data=tmp_path)
+    assert empty.returncode == 2 and "ask something" in empty.stderr
+
+
+def test_llm_serve_command_uses_the_packaged_model(tmp_path: Path) -> None:
+    out = run("llm", "serve", "--print-command", "--port", "8123", data=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "llama_cpp.server" in out.stdout and "--port 8123" in out.stdout
+    assert "--model_alias gemma-3-270m-base" in out.stdout and "chatml-function-calling" in out.stdout
+    missing = run("llm", "serve", "--model", str(tmp_path / "nope.gguf"), data=tmp_path)
+    assert missing.returncode == 2 and "no model file" in missing.stderr
