@@ -15,10 +15,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from collections.abc import Iterator
 
 import httpx
 
@@ -48,8 +48,10 @@ def free_port() -> int:
 def bot_process(env: dict[str, str]) -> Iterator[str]:
     port = free_port()
     proc = subprocess.Popen(
-        [OPSBOT, "serve"], env={**env, "OPSBOT_PORT": str(port), "OPSBOT_HOST": "127.0.0.1"},
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [OPSBOT, "serve"],
+        env={**env, "OPSBOT_PORT": str(port), "OPSBOT_HOST": "127.0.0.1"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         deadline = time.monotonic() + 60
@@ -67,7 +69,9 @@ def bot_process(env: dict[str, str]) -> Iterator[str]:
         proc.wait(timeout=30)
 
 
-def ack_latency(sender: SignedSender, standin: SlackStandIn, n: int = 200, concurrency: int = 20) -> dict[str, float]:
+def ack_latency(
+    sender: SignedSender, standin: SlackStandIn, n: int = 200, concurrency: int = 20
+) -> dict[str, float]:
     def one(i: int) -> float:
         started = time.perf_counter()
         response = sender.slash_command(f"ask {QUESTION} ({i})", user_id=f"U{i:04d}")
@@ -81,27 +85,39 @@ def ack_latency(sender: SignedSender, standin: SlackStandIn, n: int = 200, concu
     # wait until every answer has arrived, so the next figures start from a quiet bot
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline:
-        answers = [c for c in standin.calls_to("chat.update") if "Best match" in c.params.get("text", "")]
+        answers = [
+            c for c in standin.calls_to("chat.update") if "Best match" in c.params.get("text", "")
+        ]
         if len(answers) >= n:
             break
         time.sleep(0.5)
     return {
-        "requests": n, "concurrency": concurrency,
-        "ack_p50_ms": pct(latencies, 0.50), "ack_p99_ms": pct(latencies, 0.99),
+        "requests": n,
+        "concurrency": concurrency,
+        "ack_p50_ms": pct(latencies, 0.50),
+        "ack_p99_ms": pct(latencies, 0.99),
         "ack_max_ms": round(max(latencies) * 1000, 2),
-        "answers_received": len([c for c in standin.calls_to("chat.update") if "Best match" in c.params.get("text", "")]),
+        "answers_received": len(
+            [c for c in standin.calls_to("chat.update") if "Best match" in c.params.get("text", "")]
+        ),
     }
 
 
-def time_to_status_and_answer(sender: SignedSender, standin: SlackStandIn, runs: int = 10) -> dict[str, float]:
+def time_to_status_and_answer(
+    sender: SignedSender, standin: SlackStandIn, runs: int = 10
+) -> dict[str, float]:
     first_status: list[float] = []
     answer: list[float] = []
     for i in range(runs):
         standin.clear()
         start = time.monotonic()
         sender.slash_command(f"ask {QUESTION} #{i}")
-        status = standin.wait_for("chat.postMessage", lambda c: c.params.get("thread_ts") is not None, timeout=60)
-        final = standin.wait_for("chat.update", lambda c: "Best match" in c.params.get("text", ""), timeout=60)
+        status = standin.wait_for(
+            "chat.postMessage", lambda c: c.params.get("thread_ts") is not None, timeout=60
+        )
+        final = standin.wait_for(
+            "chat.update", lambda c: "Best match" in c.params.get("text", ""), timeout=60
+        )
         first_status.append(status.at - start)
         answer.append(final.at - start)
     return {
@@ -116,7 +132,9 @@ def demo_cold_start(env: dict[str, str], runs: int = 3) -> dict[str, float]:
     times = []
     for _ in range(runs):
         start = time.perf_counter()
-        subprocess.run([OPSBOT, "chat", "--once", QUESTION], env=env, check=True, capture_output=True)
+        subprocess.run(
+            [OPSBOT, "chat", "--once", QUESTION], env=env, check=True, capture_output=True
+        )
         times.append(time.perf_counter() - start)
     return {"runs": runs, "chat_once_cold_s_median": round(statistics.median(times), 2)}
 
@@ -134,7 +152,12 @@ def main() -> None:
                 "OPSBOT_LOG_LEVEL": "WARNING",
             }
             start = time.perf_counter()
-            subprocess.run([OPSBOT, "index", str(ROOT / "knowledge" / "runbooks")], env=env, check=True, capture_output=True)
+            subprocess.run(
+                [OPSBOT, "index", str(ROOT / "knowledge" / "runbooks")],
+                env=env,
+                check=True,
+                capture_output=True,
+            )
             index_s = round(time.perf_counter() - start, 2)
             cold = demo_cold_start(env)
             with bot_process(env) as url:

@@ -70,7 +70,8 @@ def index(
     except (FileNotFoundError, EmbedderError) as exc:
         raise fail(str(exc)) from None
     typer.echo(
-        f"{'indexed' if built else 'up to date:'} {manifest.documents} runbooks ({manifest.chunks} sections) "
+        f"{'indexed' if built else 'up to date:'} {manifest.documents} runbooks "
+        f"({manifest.chunks} sections) "
         f"from {path} into {out} with {manifest.model}"
     )
 
@@ -194,7 +195,9 @@ async def _serve_socket_mode(settings: Settings) -> None:
     bolt = build_slack_app(settings, services)
     async with open_agent(settings) as agent:
         services.agent = agent
-        await AsyncSocketModeHandler(bolt, settings.slack.app_token.get_secret_value()).start_async()
+        await AsyncSocketModeHandler(
+            bolt, settings.slack.app_token.get_secret_value()
+        ).start_async()
 
 
 @llm_app.command("serve")
@@ -224,9 +227,13 @@ def llm_serve(
         typer.echo(" ".join(command))
         return
     alias = command[command.index("--model_alias") + 1]
-    typer.echo(f"serving {alias} at http://{host}:{port}/v1 — set OPSBOT_LLM_URL to use it", err=True)
+    typer.echo(
+        f"serving {alias} at http://{host}:{port}/v1 — set OPSBOT_LLM_URL to use it", err=True
+    )
     if alias == EMBEDDED_MODEL:
-        typer.echo("(a base model: it proves the wiring; answers still come from evidence)", err=True)
+        typer.echo(
+            "(a base model: it proves the wiring; answers still come from evidence)", err=True
+        )
     raise typer.Exit(subprocess.call(command))
 
 
@@ -246,10 +253,14 @@ def slack_standin(
 
 @app.command("slack-send")
 def slack_send(
-    text: Annotated[str, typer.Argument(help="What follows /ops, e.g. 'ask why are pods crash-looping?'")],
-    url: Annotated[str, typer.Option(help="The bot's request URL.")] = "http://127.0.0.1:3000/slack/events",
+    text: Annotated[
+        str, typer.Argument(help="What follows /ops, e.g. 'ask why are pods crash-looping?'")
+    ],
+    url: Annotated[
+        str, typer.Option(help="The bot's request URL.")
+    ] = "http://127.0.0.1:3000/slack/events",
 ) -> None:
-    """Send a correctly signed `/ops` slash command to a running bot (signing secret from settings)."""
+    """Send a correctly signed `/ops` command to a running bot (signing secret from settings)."""
     from bot.slack.standin import SignedSender
 
     settings = settings_or_exit()

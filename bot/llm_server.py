@@ -42,11 +42,19 @@ def llama_server_command(
             raise LocalModelError(f"no model file at {model}")
         path, alias = model, model.stem
     return [
-        sys.executable, "-m", "llama_cpp.server",
-        "--model", str(path),
-        "--model_alias", alias,
-        "--host", host,
-        "--port", str(port),
-        "--n_ctx", str(n_ctx),
-        "--chat_format", "chatml-function-calling",
+        sys.executable,
+        "-m",
+        "llama_cpp.server",
+        "--model",
+        str(path),
+        "--model_alias",
+        alias,
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--n_ctx",
+        str(n_ctx),
+        "--chat_format",
+        "chatml-function-calling",
     ]

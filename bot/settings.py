@@ -184,7 +184,9 @@ class Settings(BaseSettings):
             if getattr(self.slack, name) is None
         ]
         if missing:
-            raise SettingsError(f"`opsbot serve` needs {' and '.join(missing)} (see deploy/README.md)")
+            raise SettingsError(
+                f"`opsbot serve` needs {' and '.join(missing)} (see deploy/README.md)"
+            )
 
 
 def env_name(loc: tuple[int | str, ...]) -> str:

@@ -53,10 +53,9 @@ class Embedder:
         self.name = name
         self._model = SentenceTransformer(str(resolve_model_path(name)), device=device or "cpu")
         self._lock = threading.Lock()  # torch modules are not safe to call concurrently
-        dimension_of = getattr(self._model, "get_embedding_dimension", None) or getattr(
-            self._model, "get_sentence_embedding_dimension"
-        )
-        dim = dimension_of()
+        model = self._model
+        dimension_of = getattr(model, "get_embedding_dimension", None)
+        dim = dimension_of() if dimension_of else model.get_sentence_embedding_dimension()
         if dim is None:
             raise EmbedderError(f"model {name!r} does not report an embedding dimension")
         self.dimension: int = int(dim)

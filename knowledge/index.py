@@ -65,12 +65,16 @@ def embedding_text(chunk: Chunk) -> str:
 
 
 def current_manifest(out_dir: Path, corpus: str, model: str) -> Manifest | None:
-    """The manifest of an index in ``out_dir`` that already holds ``corpus`` embedded by ``model``."""
+    """The manifest of the index in ``out_dir`` if it holds ``corpus`` embedded by ``model``."""
     try:
         manifest = read_manifest(out_dir)
     except (IndexMissingError, TypeError, ValueError):
         return None
-    same = (manifest.format, manifest.corpus_hash, manifest.model) == (FORMAT_VERSION, corpus, model)
+    same = (manifest.format, manifest.corpus_hash, manifest.model) == (
+        FORMAT_VERSION,
+        corpus,
+        model,
+    )
     return manifest if same and (out_dir / INDEX_FILE).exists() else None
 
 
@@ -186,4 +190,3 @@ def snippet(text: str, limit: int = 600) -> str:
     if head.count("```") % 2:  # close a code block the cut left open
         head += "\n```"
     return head + "\n…"
-

@@ -16,7 +16,11 @@ OPSBOT = str(Path(sys.executable).with_name("opsbot"))
 def run(*args: str, data: Path, stdin: str = "", **env: str) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("OPSBOT_")}
     return subprocess.run(
-        [OPSBOT, *args], input=stdin, capture_output=True, text=True, timeout=300,
+        [OPSBOT, *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=300,
         env={**clean, "OPSBOT_DATA_DIR": str(data), **env},
     )
 
@@ -33,22 +37,40 @@ def test_index_search_and_chat_once(tmp_path: Path) -> None:
     assert built.returncode == 0 and built.stdout.startswith("indexed 12 runbooks")
     again = run("index", str(SAMPLE_RUNBOOKS), data=tmp_path)
     assert again.stdout.startswith("up to date")
-    found = run("search", "-k", "2", "--json", data=tmp_path,
-                stdin="what should I check when pods crash-loop?\n\nvllm kv cache is full\n")
+    found = run(
+        "search",
+        "-k",
+        "2",
+        "--json",
+        data=tmp_path,
+        stdin="what should I check when pods crash-loop?\n\nvllm kv cache is full\n",
+    )
     lines = [json.loads(line) for line in found.stdout.splitlines()]
-    assert [line["query"] for line in lines] == ["what should I check when pods crash-loop?", "vllm kv cache is full"]
+    assert [line["query"] for line in lines] == [
+        "what should I check when pods crash-loop?",
+        "vllm kv cache is full",
+    ]
     assert lines[0]["hits"][0]["doc"] == "kubernetes/PodCrashLooping.md"
     assert lines[1]["hits"][0]["doc"] == "ml/VLLMGPUOutOfMemory.md"
-    assert all(set(h) >= {"doc", "section", "score"} and len(line["hits"]) == 2 for line in lines for h in line["hits"])
+    assert all(
+        set(h) >= {"doc", "section", "score"} and len(line["hits"]) == 2
+        for line in lines
+        for h in line["hits"]
+    )
     chat = run("chat", "--once", "what should I check when pods crash-loop?", data=tmp_path)
     assert chat.returncode == 0
-    assert "[E1] Pod crash-looping" in chat.stdout and "kubernetes/PodCrashLooping.md" in chat.stdout
+    assert (
+        "[E1] Pod crash-looping" in chat.stdout and "kubernetes/PodCrashLooping.md" in chat.stdout
+    )
 
 
 def test_errors_are_one_clear_line(tmp_path: Path) -> None:
     missing = run("search", data=tmp_path, stdin="pods\n")
     assert missing.returncode == 2
-    assert missing.stderr.strip() == f"opsbot: no runbook index in {tmp_path / 'index'}: build one with `opsbot index PATH`"
+    assert (
+        missing.stderr.strip()
+        == f"opsbot: no runbook index in {tmp_path / 'index'}: build one with `opsbot index PATH`"
+    )
     bad = run("chat", "--once", "hi", data=tmp_path, OPSBOT_LLM_URL="vllm:8000")
     assert bad.returncode == 2 and bad.stderr.strip().startswith("opsbot: OPSBOT_LLM_URL: ")
     assert "Traceback" not in bad.stderr
@@ -62,6 +84,8 @@ def test_llm_serve_command_uses_the_packaged_model(tmp_path: Path) -> None:
     out = run("llm", "serve", "--print-command", "--port", "8123", data=tmp_path)
     assert out.returncode == 0, out.stderr
     assert "llama_cpp.server" in out.stdout and "--port 8123" in out.stdout
-    assert "--model_alias gemma-3-270m-base" in out.stdout and "chatml-function-calling" in out.stdout
+    assert (
+        "--model_alias gemma-3-270m-base" in out.stdout and "chatml-function-calling" in out.stdout
+    )
     missing = run("llm", "serve", "--model", str(tmp_path / "nope.gguf"), data=tmp_path)
     assert missing.returncode == 2 and "no model file" in missing.stderr

@@ -62,7 +62,9 @@ def test_a_wrong_setting_names_its_variable(
 
 
 def test_serving_slack_needs_token_and_secret() -> None:
-    with pytest.raises(SettingsError, match="OPSBOT_SLACK_BOT_TOKEN and OPSBOT_SLACK_SIGNING_SECRET"):
+    with pytest.raises(
+        SettingsError, match="OPSBOT_SLACK_BOT_TOKEN and OPSBOT_SLACK_SIGNING_SECRET"
+    ):
         Settings().require_slack()
 
 

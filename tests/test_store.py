@@ -21,7 +21,10 @@ def test_audit_records_who_sent_what(tmp_path: Path) -> None:
 def test_event_ids_are_taken_once_even_concurrently(tmp_path: Path) -> None:
     store = Store(f"sqlite:///{tmp_path / 'db.sqlite'}")
     results: list[bool] = []
-    threads = [threading.Thread(target=lambda: results.append(store.first_sight(event_id="Ev1"))) for _ in range(8)]
+    threads = [
+        threading.Thread(target=lambda: results.append(store.first_sight(event_id="Ev1")))
+        for _ in range(8)
+    ]
     for t in threads:
         t.start()
     for t in threads:

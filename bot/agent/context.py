@@ -1,4 +1,4 @@
-"""What the graph's nodes use at run time, given with each invocation (LangGraph runtime context)."""
+"""What the graph's nodes use at run time: the LangGraph runtime context of each invocation."""
 
 from __future__ import annotations
 

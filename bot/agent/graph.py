@@ -13,6 +13,7 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 from langgraph.graph import END, START, StateGraph
+from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import Runtime
 from langgraph.types import Checkpointer, interrupt
 
@@ -71,9 +72,13 @@ async def run_tools(state: AgentState, runtime: Runtime[AgentContext]) -> dict[s
         spec = specs.get(call["name"])
         if spec is not None and not spec.read_only:
             decision = interrupt({"tool": call["name"], "args": call["args"]})
-            result = await asyncio.to_thread(_run_approved, call["name"], call["args"], decision, runtime.context)
+            result = await asyncio.to_thread(
+                _run_approved, call["name"], call["args"], decision, runtime.context
+            )
         else:
-            result = await asyncio.to_thread(run_tool, call["name"], call["args"], runtime.context.tools)
+            result = await asyncio.to_thread(
+                run_tool, call["name"], call["args"], runtime.context.tools
+            )
         results.append(result)
         messages.append(
             ToolMessage(
@@ -113,7 +118,10 @@ async def compose(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str
         try:
             answer.summary, dropped = await summarise(ctx, answer)
             if dropped:
-                notes.append(f"{dropped} sentence(s) of the model's summary cited no evidence and were dropped")
+                notes.append(
+                    f"{dropped} sentence(s) of the model's summary cited no evidence "
+                    "and were dropped"
+                )
         except SERVER_ERRORS as exc:
             notes.append(describe_failure(exc, ctx.model))
     answer.notes = notes
@@ -139,7 +147,9 @@ async def summarise(ctx: AgentContext, answer: Answer) -> tuple[str | None, int]
     return (text or None), dropped
 
 
-def build_graph(checkpointer: Checkpointer = None):  # type: ignore[no-untyped-def]
+def build_graph(
+    checkpointer: Checkpointer = None,
+) -> CompiledStateGraph[AgentState, AgentContext, AgentState, AgentState]:
     graph = StateGraph(AgentState, context_schema=AgentContext)
     graph.add_node("plan", plan)
     graph.add_node("tools", run_tools)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from importlib.resources import files
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_prompt(name: str) -> str:
     """The text of ``bot/prompts/<name>.md``."""
     return files("bot").joinpath("prompts", f"{name}.md").read_text(encoding="utf-8").strip()

@@ -58,7 +58,9 @@ def register_listeners(app: AsyncApp, services: Services) -> None:
         if sub == "help":
             await ack(blocks=render.as_dicts(render.help_blocks()), text="opsbot help")
         elif sub == "ask" and not rest:
-            await ack(text="Ask me something, e.g. `/ops ask what should I check when pods crash-loop?`")
+            await ack(
+                text="Ask me something, e.g. `/ops ask what should I check when pods crash-loop?`"
+            )
         elif sub == "ask":
             await ack()
         else:
@@ -69,7 +71,11 @@ def register_listeners(app: AsyncApp, services: Services) -> None:
         user, channel = command["user_id"], command["channel_id"]
         await asyncio.to_thread(
             services.store.audit,
-            source="slack", user=user, action=f"/ops {sub}", text=question, channel=channel,
+            source="slack",
+            user=user,
+            action=f"/ops {sub}",
+            text=question,
+            channel=channel,
         )
         if sub != "ask" or not question:
             return
@@ -100,12 +106,17 @@ def register_listeners(app: AsyncApp, services: Services) -> None:
         user = event.get("user", "")
         await asyncio.to_thread(
             services.store.audit,
-            source="slack", user=user, action="mention", text=question, channel=channel,
+            source="slack",
+            user=user,
+            action="mention",
+            text=question,
+            channel=channel,
             thread_ts=thread_ts,
         )
         if not question:
             await client.chat_postMessage(
-                channel=channel, thread_ts=thread_ts,
+                channel=channel,
+                thread_ts=thread_ts,
                 text="Ask me something, e.g. _what should I check when pods crash-loop?_",
             )
             return
@@ -113,7 +124,9 @@ def register_listeners(app: AsyncApp, services: Services) -> None:
 
     app.event("app_mention")(ack=ack_event, lazy=[on_mention])
 
-    async def on_message(event: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext) -> None:
+    async def on_message(
+        event: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext
+    ) -> None:
         """A reply in a thread the bot takes part in continues that conversation."""
         thread_ts = event.get("thread_ts")
         if not thread_ts or event.get("subtype") or event.get("bot_id"):
@@ -130,7 +143,11 @@ def register_listeners(app: AsyncApp, services: Services) -> None:
         user = event.get("user", "")
         await asyncio.to_thread(
             services.store.audit,
-            source="slack", user=user, action="thread reply", text=text, channel=channel,
+            source="slack",
+            user=user,
+            action="thread reply",
+            text=text,
+            channel=channel,
             thread_ts=thread_ts,
         )
         await answer_in_thread(services, client, channel, thread_ts, text.strip(), user)
@@ -151,13 +168,17 @@ async def answer_in_thread(
         services.store.start_conversation, channel=channel, thread_ts=thread_ts, user=user
     )
     status = await client.chat_postMessage(
-        channel=channel, thread_ts=thread_ts, text="thinking…",
+        channel=channel,
+        thread_ts=thread_ts,
+        text="thinking…",
         blocks=render.as_dicts(render.status_blocks("thinking…")),
     )
 
     async def on_status(text: str) -> None:
         await client.chat_update(
-            channel=channel, ts=status["ts"], text=text,
+            channel=channel,
+            ts=status["ts"],
+            text=text,
             blocks=render.as_dicts(render.status_blocks(text)),
         )
 
@@ -170,7 +191,10 @@ async def answer_in_thread(
         log.exception("agent failed in %s", thread_id)
         text = f"Something went wrong while answering ({type(exc).__name__}). Please try again."
         await client.chat_update(
-            channel=channel, ts=status["ts"], text=text, blocks=render.as_dicts(render.error_blocks(text))
+            channel=channel,
+            ts=status["ts"],
+            text=text,
+            blocks=render.as_dicts(render.error_blocks(text)),
         )
         return
     if isinstance(result, PendingApproval):

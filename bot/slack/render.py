@@ -78,7 +78,9 @@ def sections(text: str) -> list[SectionBlock]:
 
 def context(*texts: str) -> ContextBlock:
     return ContextBlock(
-        elements=[MarkdownTextObject(text=t[:MAX_SECTION_CHARS]) for t in texts[:MAX_CONTEXT_ELEMENTS]]
+        elements=[
+            MarkdownTextObject(text=t[:MAX_SECTION_CHARS]) for t in texts[:MAX_CONTEXT_ELEMENTS]
+        ]
     )
 
 

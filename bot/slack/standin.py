@@ -80,8 +80,14 @@ class SlackStandIn:
     """An in-process fake of Slack's Web API for tests and local development."""
 
     def __init__(
-        self, host: str = "127.0.0.1", port: int = 0, *, bot_user_id: str = "U0BOT",
-        bot_id: str = "B0BOT", team_id: str = "T0TEAM", token: str | None = None,
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        bot_user_id: str = "U0BOT",
+        bot_id: str = "B0BOT",
+        team_id: str = "T0TEAM",
+        token: str | None = None,
         on_call: Callable[[RecordedCall], None] | None = None,
     ) -> None:
         """``token``: if set, calls must carry it; ``on_call``: told of each recorded call."""
@@ -153,7 +159,9 @@ class SlackStandIn:
         return [c for c in self.calls if c.method == method]
 
     def wait_for(
-        self, method: str, predicate: Callable[[RecordedCall], bool] | None = None,
+        self,
+        method: str,
+        predicate: Callable[[RecordedCall], bool] | None = None,
         timeout: float = 10.0,
     ) -> RecordedCall:
         """Block until a call to ``method`` matching ``predicate`` is recorded (or already was)."""
@@ -242,9 +250,15 @@ class SlackStandIn:
                 return {"ok": False, "error": "invalid_auth"}
         channel = p.get("channel") or p.get("channel_id") or ""
         if method == "auth.test":
-            return {"ok": True, "url": "https://opsbot-test.slack.com/", "team": "opsbot-test",
-                    "user": "opsbot", "team_id": self.team_id, "user_id": self.bot_user_id,
-                    "bot_id": self.bot_id}
+            return {
+                "ok": True,
+                "url": "https://opsbot-test.slack.com/",
+                "team": "opsbot-test",
+                "user": "opsbot",
+                "team_id": self.team_id,
+                "user_id": self.bot_user_id,
+                "bot_id": self.bot_id,
+            }
         if method == "chat.postMessage":
             fields = {"text": p.get("text", ""), "blocks": p.get("blocks")}
             msg = self._store(channel, fields, p.get("thread_ts"))
@@ -256,28 +270,52 @@ class SlackStandIn:
             changes = {k: p.get(k) for k in ("text", "blocks", "attachments")}
             target.update({k: v for k, v in changes.items() if v is not None})
             target["edited"] = {"user": self.bot_user_id, "ts": self._next_ts()}
-            return {"ok": True, "channel": channel, "ts": target["ts"], "text": target["text"],
-                    "message": dict(target)}
+            return {
+                "ok": True,
+                "channel": channel,
+                "ts": target["ts"],
+                "text": target["text"],
+                "message": dict(target),
+            }
         if method == "chat.postEphemeral":
             return {"ok": True, "message_ts": self._next_ts()}
         if method == "conversations.replies":
             msgs = self.thread(channel, p.get("ts", ""))  # the parent may be a human's, unseen
             if not msgs:
                 return {"ok": False, "error": "thread_not_found"}
-            return {"ok": True, "messages": msgs, "has_more": False,
-                    "response_metadata": {"next_cursor": ""}}
+            return {
+                "ok": True,
+                "messages": msgs,
+                "has_more": False,
+                "response_metadata": {"next_cursor": ""},
+            }
         if method == "users.info":
             uid = p.get("user", "")
-            return {"ok": True, "user": {
-                "id": uid, "team_id": self.team_id, "name": uid.lower(), "real_name": uid,
-                "is_bot": uid == self.bot_user_id, "tz": "UTC", "deleted": False,
-                "profile": {"real_name": uid, "display_name": uid.lower()}}}
+            return {
+                "ok": True,
+                "user": {
+                    "id": uid,
+                    "team_id": self.team_id,
+                    "name": uid.lower(),
+                    "real_name": uid,
+                    "is_bot": uid == self.bot_user_id,
+                    "tz": "UTC",
+                    "deleted": False,
+                    "profile": {"real_name": uid, "display_name": uid.lower()},
+                },
+            }
         if method == "files.getUploadURLExternal":
             file_id = f"F{next(self._seq):08d}"
-            self._uploads[file_id] = {"filename": p.get("filename", ""),
-                                      "length": int(p.get("length") or 0), "content": None}
-            return {"ok": True, "upload_url": f"{self.root_url}/upload/{file_id}",
-                    "file_id": file_id}
+            self._uploads[file_id] = {
+                "filename": p.get("filename", ""),
+                "length": int(p.get("length") or 0),
+                "content": None,
+            }
+            return {
+                "ok": True,
+                "upload_url": f"{self.root_url}/upload/{file_id}",
+                "file_id": file_id,
+            }
         if method == "files.completeUploadExternal":
             return self._complete_upload(p, channel)
         return {"ok": True}
@@ -288,8 +326,14 @@ class SlackStandIn:
             upload = self._uploads.get(f.get("id", ""))
             if upload is None or upload["content"] is None:
                 return {"ok": False, "error": "file_not_found"}
-            files.append({"id": f["id"], "title": f.get("title") or upload["filename"],
-                          "name": upload["filename"], "size": len(upload["content"])})
+            files.append(
+                {
+                    "id": f["id"],
+                    "title": f.get("title") or upload["filename"],
+                    "name": upload["filename"],
+                    "size": len(upload["content"]),
+                }
+            )
         channel = channel or (p.get("channels") or "").split(",")[0]
         if channel:
             fields = {"text": p.get("initial_comment", ""), "files": files, "upload": True}
@@ -342,11 +386,20 @@ class SignedSender:
         """Headers Slack would send with ``body``: content type, timestamp and v0 signature."""
         ts = str(int(time.time()) if timestamp is None else timestamp)
         signature = self.verifier.generate_signature(timestamp=ts, body=body) or ""
-        return {"Content-Type": content_type, "X-Slack-Request-Timestamp": ts,
-                "X-Slack-Signature": signature}
+        return {
+            "Content-Type": content_type,
+            "X-Slack-Request-Timestamp": ts,
+            "X-Slack-Signature": signature,
+        }
 
-    def _post(self, body: str, content_type: str, sign: bool, timestamp: int | None = None,
-              extra: dict[str, str] | None = None) -> httpx.Response:
+    def _post(
+        self,
+        body: str,
+        content_type: str,
+        sign: bool,
+        timestamp: int | None = None,
+        extra: dict[str, str] | None = None,
+    ) -> httpx.Response:
         headers = {"Content-Type": content_type}
         if sign:
             headers = self.signed_headers(body, timestamp=timestamp, content_type=content_type)
@@ -354,36 +407,65 @@ class SignedSender:
         return httpx.post(self.bot_url, content=body, headers=headers, timeout=self.timeout)
 
     def slash_command(
-        self, text: str, *, command: str = "/ops", user_id: str = "U0ALICE",
-        user_name: str = "alice", channel_id: str = "C0OPS", response_url: str | None = None,
-        trigger_id: str = "T-1", sign: bool = True, timestamp: int | None = None,
+        self,
+        text: str,
+        *,
+        command: str = "/ops",
+        user_id: str = "U0ALICE",
+        user_name: str = "alice",
+        channel_id: str = "C0OPS",
+        response_url: str | None = None,
+        trigger_id: str = "T-1",
+        sign: bool = True,
+        timestamp: int | None = None,
     ) -> httpx.Response:
         """POST a form-encoded slash command. Pass ``SlackStandIn.response_url()`` as
         ``response_url`` so the bot's ``respond()`` lands on the stand-in."""
         form = {
-            "token": "legacy-verification-token", "team_id": self.team_id,
-            "team_domain": "opsbot-test", "channel_id": channel_id, "channel_name": "ops",
-            "user_id": user_id, "user_name": user_name, "command": command, "text": text,
-            "api_app_id": "A0OPSBOT", "is_enterprise_install": "false",
+            "token": "legacy-verification-token",
+            "team_id": self.team_id,
+            "team_domain": "opsbot-test",
+            "channel_id": channel_id,
+            "channel_name": "ops",
+            "user_id": user_id,
+            "user_name": user_name,
+            "command": command,
+            "text": text,
+            "api_app_id": "A0OPSBOT",
+            "is_enterprise_install": "false",
             "response_url": response_url or f"https://hooks.slack.com/commands/{self.team_id}/1/x",
             "trigger_id": trigger_id,
         }
         return self._post(urlencode(form), _FORM, sign, timestamp)
 
     def event(
-        self, event: dict[str, Any], *, event_id: str | None = None, retry_num: int | None = None,
-        retry_reason: str = "http_timeout", sign: bool = True,
+        self,
+        event: dict[str, Any],
+        *,
+        event_id: str | None = None,
+        retry_num: int | None = None,
+        retry_reason: str = "http_timeout",
+        sign: bool = True,
         authorizations_user_id: str = "U0BOT",
     ) -> httpx.Response:
         """POST an ``event_callback`` envelope; ``retry_num`` adds Slack's retry headers."""
         envelope = {
-            "token": "legacy-verification-token", "team_id": self.team_id,
-            "api_app_id": "A0OPSBOT", "event": event, "type": "event_callback",
+            "token": "legacy-verification-token",
+            "team_id": self.team_id,
+            "api_app_id": "A0OPSBOT",
+            "event": event,
+            "type": "event_callback",
             "event_id": event_id or f"Ev{uuid.uuid4().hex[:10].upper()}",
             "event_time": int(time.time()),
-            "authorizations": [{"enterprise_id": None, "team_id": self.team_id,
-                                "user_id": authorizations_user_id, "is_bot": True,
-                                "is_enterprise_install": False}],
+            "authorizations": [
+                {
+                    "enterprise_id": None,
+                    "team_id": self.team_id,
+                    "user_id": authorizations_user_id,
+                    "is_bot": True,
+                    "is_enterprise_install": False,
+                }
+            ],
         }
         retry = {"X-Slack-Retry-Num": str(retry_num), "X-Slack-Retry-Reason": retry_reason}
         extra = retry if retry_num is not None else {}

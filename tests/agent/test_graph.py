@@ -6,7 +6,6 @@ from pathlib import Path
 
 import httpx
 import openai
-import pytest
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from pydantic import BaseModel
 
@@ -35,7 +34,10 @@ async def test_deterministic_planner_answers_from_runbooks(settings: Settings) -
 
     async with open_agent(settings) as agent:
         answer = await agent.ask(
-            "t1", "what should I check when pods crash-loop?", user="u", source="test",
+            "t1",
+            "what should I check when pods crash-loop?",
+            user="u",
+            source="test",
             on_status=on_status,
         )
     assert isinstance(answer, Answer)
@@ -115,7 +117,12 @@ async def test_model_calling_an_unknown_tool_or_junk_args_is_contained(settings:
                 "",
                 tool_calls=[
                     {"name": "rm_rf", "args": {}, "id": "x", "type": "tool_call"},
-                    {"name": "runbook_search", "args": {"k": "lots"}, "id": "y", "type": "tool_call"},
+                    {
+                        "name": "runbook_search",
+                        "args": {"k": "lots"},
+                        "id": "y",
+                        "type": "tool_call",
+                    },
                 ],
             ),
             AIMessage("nothing more"),
@@ -176,7 +183,12 @@ async def test_write_tool_waits_for_approval_across_a_restart(settings: Settings
 async def test_rejected_write_tool_does_not_run(settings: Settings) -> None:
     RUNS.clear()
     async with open_agent(settings) as agent:
-        with_model(agent, ScriptedChatModel(script=[tool_call("test_restart_service", {"service": "db"}), AIMessage("ok")]))
+        with_model(
+            agent,
+            ScriptedChatModel(
+                script=[tool_call("test_restart_service", {"service": "db"}), AIMessage("ok")]
+            ),
+        )
         pending = await agent.ask("r", "restart db", user="alice", source="test")
         assert isinstance(pending, PendingApproval)
         done = await agent.resume("r", {"approved": False, "by": "bob"})

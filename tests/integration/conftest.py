@@ -31,7 +31,9 @@ def free_port() -> int:
 def running_bot(settings: Settings) -> Iterator[str]:
     """The real app under uvicorn on a free loopback port; yields its /slack/events URL."""
     port = free_port()
-    config = uvicorn.Config(build_web_app(settings), host="127.0.0.1", port=port, log_level="warning")
+    config = uvicorn.Config(
+        build_web_app(settings), host="127.0.0.1", port=port, log_level="warning"
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -70,5 +72,3 @@ def bot_settings(tmp_path: Path, sample_index: Path, standin: SlackStandIn) -> S
 def bot(bot_settings: Settings) -> Iterator[SignedSender]:
     with running_bot(bot_settings) as url:
         yield SignedSender(url, SECRET)
-
-

@@ -31,7 +31,9 @@ pytestmark = pytest.mark.integration
 def start_server(models_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     try:
-        command = llama_server_command(None, host="127.0.0.1", port=port, n_ctx=2048, models_dir=models_dir)
+        command = llama_server_command(
+            None, host="127.0.0.1", port=port, n_ctx=2048, models_dir=models_dir
+        )
     except LocalModelError as exc:
         pytest.skip(f"LOUD SKIP: local LLM not installed ({exc}); `make test` installs it")
     log = models_dir / f"llama-{port}.log"  # a file: llama.cpp logs more than a pipe holds
@@ -94,9 +96,7 @@ async def test_a_forced_tool_call_is_parsed_and_validated(llama: str, sample_ind
 async def test_a_slow_model_times_out_and_the_evidence_answer_stands(
     llama: str, settings: Settings
 ) -> None:
-    slow = settings.model_copy(
-        update={"llm": llm(llama, timeout=0.05, max_retries=0, assist="on")}
-    )
+    slow = settings.model_copy(update={"llm": llm(llama, timeout=0.05, max_retries=0, assist="on")})
     async with open_agent(slow) as agent:
         answer = await agent.ask("slow", "pods crash-loop after a deploy", user="u", source="test")
     assert isinstance(answer, Answer)
@@ -104,7 +104,9 @@ async def test_a_slow_model_times_out_and_the_evidence_answer_stands(
     assert any("did not answer in time" in note for note in answer.notes), answer.notes
 
 
-async def test_a_server_that_dies_mid_answer_is_reported(models_dir: Path, settings: Settings) -> None:
+async def test_a_server_that_dies_mid_answer_is_reported(
+    models_dir: Path, settings: Settings
+) -> None:
     proc, url = start_server(models_dir)
     try:
         model = make_chat_model(llm(url, timeout=60, max_retries=0))

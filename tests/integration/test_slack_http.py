@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 
 import pytest
 
 from bot.settings import Settings
 from bot.slack.standin import RecordedCall, SignedSender, SlackStandIn
-from tests.integration.conftest import SECRET, running_bot
+from tests.integration.conftest import SECRET, TOKEN, running_bot
 
 pytestmark = pytest.mark.integration
 
@@ -20,7 +21,9 @@ def final_update(standin: SlackStandIn, timeout: float = 60) -> RecordedCall:
     )
 
 
-def test_ask_is_acked_fast_and_answered_in_a_thread(bot: SignedSender, standin: SlackStandIn) -> None:
+def test_ask_is_acked_fast_and_answered_in_a_thread(
+    bot: SignedSender, standin: SlackStandIn
+) -> None:
     started = time.monotonic()
     response = bot.slash_command("ask what should I check when pods crash-loop?")
     acked = time.monotonic() - started
@@ -38,7 +41,9 @@ def test_ask_is_acked_fast_and_answered_in_a_thread(bot: SignedSender, standin: 
     assert statuses[0] == "searching runbooks…"
 
 
-def test_help_unknown_and_empty_are_answered_in_the_ack(bot: SignedSender, standin: SlackStandIn) -> None:
+def test_help_unknown_and_empty_are_answered_in_the_ack(
+    bot: SignedSender, standin: SlackStandIn
+) -> None:
     help_ = bot.slash_command("help")
     assert help_.status_code == 200 and "/ops ask" in help_.text
     unknown = bot.slash_command("frobnicate now")
@@ -58,16 +63,28 @@ def test_unsigned_and_stale_requests_are_rejected(bot: SignedSender, standin: Sl
 
 
 def mention(text: str, ts: str, thread_ts: str | None = None) -> dict[str, object]:
-    event = {"type": "app_mention", "user": "U0ALICE", "text": f"<@U0BOT> {text}",
-             "ts": ts, "channel": "C0OPS"}
+    event = {
+        "type": "app_mention",
+        "user": "U0ALICE",
+        "text": f"<@U0BOT> {text}",
+        "ts": ts,
+        "channel": "C0OPS",
+    }
     if thread_ts:
         event["thread_ts"] = thread_ts
     return event
 
 
 def reply(text: str, ts: str, thread_ts: str) -> dict[str, object]:
-    return {"type": "message", "user": "U0ALICE", "text": text, "ts": ts,
-            "thread_ts": thread_ts, "channel": "C0OPS", "channel_type": "channel"}
+    return {
+        "type": "message",
+        "user": "U0ALICE",
+        "text": text,
+        "ts": ts,
+        "thread_ts": thread_ts,
+        "channel": "C0OPS",
+        "channel_type": "channel",
+    }
 
 
 def test_mention_starts_a_thread_and_replies_continue_it_across_a_restart(
@@ -94,9 +111,13 @@ def test_mention_starts_a_thread_and_replies_continue_it_across_a_restart(
         assert "kubernetes/PodOOMKilled.md" in json.dumps(third.params["blocks"])
 
 
-def test_replies_in_unknown_threads_and_bot_messages_are_ignored(bot: SignedSender, standin: SlackStandIn) -> None:
+def test_replies_in_unknown_threads_and_bot_messages_are_ignored(
+    bot: SignedSender, standin: SlackStandIn
+) -> None:
     bot.event(reply("random chatter", "1700000200.000200", "1700000200.000100"))
-    bot.event({**reply("I am a bot", "1700000200.000300", "1700000200.000100"), "bot_id": "B0OTHER"})
+    bot.event(
+        {**reply("I am a bot", "1700000200.000300", "1700000200.000100"), "bot_id": "B0OTHER"}
+    )
     time.sleep(1.0)
     assert standin.calls_to("chat.postMessage") == []
 
@@ -109,3 +130,16 @@ def test_a_retried_event_is_not_answered_twice(bot: SignedSender, standin: Slack
     time.sleep(1.0)
     statuses = [c for c in standin.calls_to("chat.postMessage") if c.params.get("thread_ts")]
     assert len(statuses) == 1
+
+
+def test_secrets_never_reach_logs_or_messages(
+    bot: SignedSender, standin: SlackStandIn, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    bot.slash_command("ask what should I check when pods crash-loop?")
+    final_update(standin)
+    posted = json.dumps([c.params for c in standin.calls])
+    for secret in (TOKEN, SECRET):
+        assert secret not in caplog.text
+        assert secret not in posted
+    assert caplog.records, "debug logging was captured"

@@ -23,8 +23,14 @@ from tests.conftest import SAMPLE_RUNBOOKS
         ("what should I check when pods crash-loop?", "kubernetes/PodCrashLooping.md"),
         ("p99 latency of checkout is too high", "services/HighP99Latency.md"),
         ("vLLM ran out of GPU memory, KV cache is full", "ml/VLLMGPUOutOfMemory.md"),
-        ("how do I roll back a model deploy whose health check failed", "ml/ModelDeployHealthCheckFailed.md"),
-        ("too many connections to postgres from the app pool", "services/DatabaseConnectionPoolExhausted.md"),
+        (
+            "how do I roll back a model deploy whose health check failed",
+            "ml/ModelDeployHealthCheckFailed.md",
+        ),
+        (
+            "too many connections to postgres from the app pool",
+            "services/DatabaseConnectionPoolExhausted.md",
+        ),
     ],
 )
 def test_sample_questions_find_their_runbook_first(
@@ -40,7 +46,9 @@ def test_manifest_says_what_the_index_holds(sample_index: Path, embedder: Embedd
     manifest = read_manifest(sample_index)
     assert manifest.model == embedder.name == "all-MiniLM-L6-v2"
     assert manifest.dimension == 384
-    assert manifest.documents == len([p for p in SAMPLE_RUNBOOKS.rglob("*.md") if p.stem != "README"])
+    assert manifest.documents == len(
+        [p for p in SAMPLE_RUNBOOKS.rglob("*.md") if p.stem != "README"]
+    )
     assert manifest.chunks > manifest.documents
     assert len(manifest.corpus_hash) == 64
 
@@ -52,7 +60,9 @@ def test_hits_carry_section_and_snippet(sample_index: Path, embedder: Embedder) 
     assert hit.heading.startswith(hit.title)
 
 
-def test_unchanged_corpus_is_not_rebuilt_and_a_change_is(tmp_path: Path, embedder: Embedder) -> None:
+def test_unchanged_corpus_is_not_rebuilt_and_a_change_is(
+    tmp_path: Path, embedder: Embedder
+) -> None:
     src = tmp_path / "rb"
     src.mkdir()
     (src / "a.md").write_text("# Cache stale\n## Fix\nFlush the cache.")
@@ -67,7 +77,9 @@ def test_unchanged_corpus_is_not_rebuilt_and_a_change_is(tmp_path: Path, embedde
     assert RunbookIndex(out, embedder).search("consumers are behind", k=1)[0].doc == "b.md"
 
 
-def test_missing_and_mismatched_indexes_say_what_to_do(tmp_path: Path, embedder: Embedder, sample_index: Path) -> None:
+def test_missing_and_mismatched_indexes_say_what_to_do(
+    tmp_path: Path, embedder: Embedder, sample_index: Path
+) -> None:
     with pytest.raises(IndexMissingError, match="opsbot index"):
         RunbookIndex(tmp_path, embedder)
     copy = tmp_path / "copy"
@@ -92,9 +104,18 @@ TEMPLATE = re.compile(r"\{\{.*?\}\}")
 def alert_query(alert: dict[str, str]) -> str:
     """An alert's summary and description as a user would see them: labels filled in."""
     text = f"{alert['summary']} {alert['description']}"
-    text = LABEL.sub(lambda m: {"namespace": "payments", "pod": "checkout-7d9f-abc12",
-                                "container": "app", "job": "checkout", "instance": "10.0.3.7:9100",
-                                "node": "node-3", "service": "checkout"}.get(m.group(1), m.group(1) + "-1"), text)
+    text = LABEL.sub(
+        lambda m: {
+            "namespace": "payments",
+            "pod": "checkout-7d9f-abc12",
+            "container": "app",
+            "job": "checkout",
+            "instance": "10.0.3.7:9100",
+            "node": "node-3",
+            "service": "checkout",
+        }.get(m.group(1), m.group(1) + "-1"),
+        text,
+    )
     return TEMPLATE.sub("42", text)
 
 

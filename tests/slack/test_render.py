@@ -8,8 +8,15 @@ from tools.base import Evidence, ToolResult
 
 
 def evidence(n: int, text: str = "kubectl logs -p") -> Evidence:
-    return Evidence(id=f"E{n}", kind="runbook", title="Pod crash-looping", source="k/Pod.md",
-                    section="Diagnosis", text=text, score=0.71)
+    return Evidence(
+        id=f"E{n}",
+        kind="runbook",
+        title="Pod crash-looping",
+        source="k/Pod.md",
+        section="Diagnosis",
+        text=text,
+        score=0.71,
+    )
 
 
 def test_answer_blocks_cite_document_and_section() -> None:
@@ -24,7 +31,9 @@ def test_answer_blocks_cite_document_and_section() -> None:
 
 def test_sections_never_exceed_3000_chars_and_code_stays_fenced() -> None:
     long = "```\n" + "\n".join(f"line {i} " + "x" * 60 for i in range(200)) + "\n```"
-    blocks = render.as_dicts(render.answer_blocks(Answer(question="q", evidence=[evidence(1, long)])))
+    blocks = render.as_dicts(
+        render.answer_blocks(Answer(question="q", evidence=[evidence(1, long)]))
+    )
     texts = [b["text"]["text"] for b in blocks if b["type"] == "section"]
     assert len(texts) > 3
     assert all(len(t) <= render.MAX_SECTION_CHARS for t in texts)
@@ -41,14 +50,29 @@ def test_many_blocks_are_paged_into_messages_of_50() -> None:
 
 
 def test_no_evidence_headline_says_why() -> None:
-    answer = Answer(question="q", results=[ToolResult(tool="runbook_search", status="error",
-                                                      message="no runbook index in /x: build one with `opsbot index PATH`")])
+    answer = Answer(
+        question="q",
+        results=[
+            ToolResult(
+                tool="runbook_search",
+                status="error",
+                message="no runbook index in /x: build one with `opsbot index PATH`",
+            )
+        ],
+    )
     assert "opsbot index" in render.as_dicts(render.answer_blocks(answer))[0]["text"]["text"]
 
 
 def test_markdown_becomes_mrkdwn() -> None:
     out = render.mrkdwn("### Step\n**bold** and [docs](https://x.io/a)\n- item\n```\n**raw**\n```")
-    assert out.splitlines() == ["*Step*", "*bold* and <https://x.io/a|docs>", "• item", "```", "**raw**", "```"]
+    assert out.splitlines() == [
+        "*Step*",
+        "*bold* and <https://x.io/a|docs>",
+        "• item",
+        "```",
+        "**raw**",
+        "```",
+    ]
 
 
 def test_help_and_usage() -> None:

@@ -81,7 +81,10 @@ def test_human_messages_can_be_added_to_a_thread(standin: SlackStandIn, client: 
     standin.add_message("C0OPS", "and then?", thread_ts=root["ts"])
     thread = standin.thread("C0OPS", root["ts"])
     assert [(m["user"], m["text"]) for m in thread] == [
-        ("U0ALICE", "<@U0BOT> pods crash"), ("U0BOT", "answer"), ("U0ALICE", "and then?")]
+        ("U0ALICE", "<@U0BOT> pods crash"),
+        ("U0BOT", "answer"),
+        ("U0ALICE", "and then?"),
+    ]
     assert thread[0]["reply_count"] == 2
 
 
@@ -100,12 +103,19 @@ def test_blocks_are_recorded_decoded(standin: SlackStandIn, client: WebClient) -
 def test_files_upload_v2_into_a_thread(standin: SlackStandIn, client: WebClient) -> None:
     parent = client.chat_postMessage(channel="C0OPS", text="asked: latency?")
     resp = client.files_upload_v2(
-        channel="C0OPS", thread_ts=parent["ts"], content=PNG, filename="chart.png",
+        channel="C0OPS",
+        thread_ts=parent["ts"],
+        content=PNG,
+        filename="chart.png",
         initial_comment="p99 latency",
     )
     names = [c.method for c in standin.calls]
-    assert names == ["chat.postMessage", "files.getUploadURLExternal", "files.upload",
-                     "files.completeUploadExternal"]
+    assert names == [
+        "chat.postMessage",
+        "files.getUploadURLExternal",
+        "files.upload",
+        "files.completeUploadExternal",
+    ]
     get_url = standin.calls_to("files.getUploadURLExternal")[0]
     assert get_url.params["filename"] == "chart.png"
     assert int(get_url.params["length"]) == len(PNG)
@@ -116,8 +126,12 @@ def test_files_upload_v2_into_a_thread(standin: SlackStandIn, client: WebClient)
     assert complete.params["channel_id"] == "C0OPS"
     file_id = complete.params["files"][0]["id"]
     assert upload.path == f"/upload/{file_id}"
-    assert resp["files"][0] == {"id": file_id, "title": "chart.png", "name": "chart.png",
-                                "size": len(PNG)}
+    assert resp["files"][0] == {
+        "id": file_id,
+        "title": "chart.png",
+        "name": "chart.png",
+        "size": len(PNG),
+    }
     thread = standin.thread("C0OPS", parent["ts"])
     assert len(thread) == 2
     assert thread[1]["text"] == "p99 latency" and thread[1]["files"][0]["id"] == file_id
@@ -192,7 +206,8 @@ def test_serve_forever_echoes_calls(monkeypatch: pytest.MonkeyPatch) -> None:
     def fake_sleep(_: float) -> None:
         port = int(lines[0].split(":")[-1].split("/")[0])
         WebClient(base_url=f"http://127.0.0.1:{port}/api/").chat_postMessage(
-            channel="C0OPS", thread_ts="1700000000.000100", text="x" * 100 + "\nmore")
+            channel="C0OPS", thread_ts="1700000000.000100", text="x" * 100 + "\nmore"
+        )
         raise KeyboardInterrupt
 
     monkeypatch.setattr(time, "sleep", fake_sleep)
@@ -200,7 +215,8 @@ def test_serve_forever_echoes_calls(monkeypatch: pytest.MonkeyPatch) -> None:
     call_line = lines[1].split(" ", 1)
     assert len(call_line[0]) == 8 and call_line[0].count(":") == 2
     assert call_line[1] == "chat.postMessage channel=C0OPS thread_ts=1700000000.000100 text=" + (
-        "x" * 80)
+        "x" * 80
+    )
 
 
 # -- SignedSender --------------------------------------------------------------------------
@@ -213,8 +229,9 @@ class _Verifying(BaseHTTPRequestHandler):
         body = self.rfile.read(int(self.headers["Content-Length"])).decode()
         headers = dict(self.headers.items())
         valid = SignatureVerifier(SECRET).is_valid_request(body, headers)
-        self.received.append({"body": body, "headers": {k.lower(): v for k, v in headers.items()},
-                              "valid": valid})
+        self.received.append(
+            {"body": body, "headers": {k.lower(): v for k, v in headers.items()}, "valid": valid}
+        )
         self.send_response(200 if valid else 401)
         self.send_header("Content-Length", "0")
         self.end_headers()
@@ -262,8 +279,11 @@ def test_signed_headers_match_the_verifier() -> None:
     sender = SignedSender("http://unused", SECRET)
     headers = sender.signed_headers("a=b", timestamp=1_700_000_000, content_type="text/plain")
     expected = SignatureVerifier(SECRET).generate_signature(timestamp="1700000000", body="a=b")
-    assert headers == {"Content-Type": "text/plain", "X-Slack-Request-Timestamp": "1700000000",
-                       "X-Slack-Signature": expected}
+    assert headers == {
+        "Content-Type": "text/plain",
+        "X-Slack-Request-Timestamp": "1700000000",
+        "X-Slack-Signature": expected,
+    }
 
 
 def test_events_carry_an_envelope_and_retry_headers(bot: tuple[SignedSender, list]) -> None:
