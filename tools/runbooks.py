@@ -18,7 +18,9 @@ MAX_QUERY_CHARS = 2000
 
 class RunbookSearchInput(BaseModel):
     query: str = Field(..., min_length=1, description="What to look up.")
-    k: int = Field(3, ge=1, le=10, description="How many runbooks to return.")
+    k: int | None = Field(
+        None, ge=1, le=10, description="How many runbooks to return (default: OPSBOT_INDEX_TOP_K)."
+    )
 
 
 def search_runbooks(ctx: ToolContext, query: str, k: int) -> list[SearchHit]:
@@ -43,7 +45,7 @@ def search_runbooks(ctx: ToolContext, query: str, k: int) -> list[SearchHit]:
     query_arg="query",
 )
 def runbook_search(args: RunbookSearchInput, ctx: ToolContext) -> ToolResult:
-    hits = search_runbooks(ctx, args.query[:MAX_QUERY_CHARS], args.k)
+    hits = search_runbooks(ctx, args.query[:MAX_QUERY_CHARS], args.k or ctx.top_k)
     if not hits:
         return ToolResult(
             tool="runbook_search",

@@ -40,9 +40,16 @@ def make_chat_model(settings: LLMSettings) -> ChatOpenAI | None:
     )
 
 
+def redact_url(url: str) -> str:
+    """The URL without credentials (``https://user:pass@host`` → ``https://host``)."""
+    scheme, sep, rest = url.partition("://")
+    host, slash, path = rest.partition("/")
+    return f"{scheme}{sep}{host.rpartition('@')[2]}{slash}{path}" if sep else url
+
+
 def describe_failure(exc: BaseException, model: BaseChatModel | None) -> str:
     """A one-line, secret-free description of a model failure for the thread."""
-    where = getattr(model, "openai_api_base", None) or "the model server"
+    where = redact_url(getattr(model, "openai_api_base", None) or "the model server")
     kind = type(exc).__name__
     if isinstance(exc, openai.APITimeoutError):
         return f"the model at {where} did not answer in time; showing the evidence answer"

@@ -3,6 +3,8 @@ get an Answer; resume a thread paused for an approval."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -19,9 +21,11 @@ from bot.agent.graph import build_graph
 from bot.agent.llm import make_chat_model
 from bot.agent.planner import contextual_query
 from bot.settings import Settings
+from knowledge.index import IndexMismatchError, IndexMissingError
 from tools.base import ToolContext
 from tools.registry import all_tools
 
+log = logging.getLogger(__name__)
 StatusCallback = Callable[[str], Awaitable[None]]
 
 
@@ -103,6 +107,13 @@ class Agent:
         snapshot = await self.graph.aget_state(config)
         return Answer.model_validate(snapshot.values["answer"])
 
+    async def warm_up(self) -> None:
+        """Load the runbook index and its model now, not on the first question."""
+        try:
+            await asyncio.to_thread(lambda: self.context.tools.runbooks)
+        except (IndexMissingError, IndexMismatchError) as exc:
+            log.warning("%s", exc)
+
     async def messages(self, thread_id: str) -> list[Any]:
         """The conversation kept for a thread (empty for a new one)."""
         snapshot = await self.graph.aget_state(self._config(thread_id))
@@ -126,4 +137,6 @@ def agent_context(settings: Settings) -> AgentContext:
 async def open_agent(settings: Settings) -> AsyncIterator[Agent]:
     """An agent with its checkpointer open for the life of the block."""
     async with open_checkpointer(settings) as saver:
-        yield Agent(build_graph(saver), agent_context(settings))
+        agent = Agent(build_graph(saver), agent_context(settings))
+        await agent.warm_up()
+        yield agent

@@ -204,3 +204,13 @@ def test_agent_context_follows_settings(tmp_path: Path) -> None:
         Settings(data_dir=tmp_path, llm={"url": "http://vllm:8000/v1", "model": "qwen"})  # type: ignore[arg-type]
     )
     assert isinstance(remote, AgentContext) and remote.model is not None and remote.assist
+
+
+def test_failure_notes_never_carry_credentials() -> None:
+    from bot.agent.llm import describe_failure, make_chat_model
+    from bot.settings import LLMSettings
+
+    model = make_chat_model(LLMSettings(url="https://bot:hunter2@vllm.internal:8000/v1"))
+    request = httpx.Request("POST", "https://vllm.internal/v1/chat/completions")
+    note = describe_failure(openai.APIConnectionError(request=request), model)
+    assert "hunter2" not in note and "https://vllm.internal:8000/v1" in note

@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-from bot.settings import Settings
+from bot.settings import LLMSettings, Settings
 from bot.slack.standin import RecordedCall, SignedSender, SlackStandIn
-from tests.integration.conftest import SECRET, TOKEN, running_bot
+from tests.integration.conftest import SECRET, TOKEN, free_port, running_bot
 
 pytestmark = pytest.mark.integration
 
@@ -143,3 +143,22 @@ def test_secrets_never_reach_logs_or_messages(
         assert secret not in caplog.text
         assert secret not in posted
     assert caplog.records, "debug logging was captured"
+
+
+def test_a_model_that_is_down_is_noted_and_the_evidence_answer_arrives(
+    bot_settings: Settings, standin: SlackStandIn
+) -> None:
+    port = free_port()  # nothing listens there
+    down = bot_settings.model_copy(
+        update={
+            "llm": LLMSettings(
+                url=f"http://127.0.0.1:{port}/v1", model="qwen", timeout=2, max_retries=0
+            )
+        }
+    )
+    with running_bot(down) as url:
+        SignedSender(url, SECRET).slash_command("ask what should I check when pods crash-loop?")
+        answer = final_update(standin)
+    blocks = json.dumps(answer.params["blocks"])
+    assert "kubernetes/PodCrashLooping.md" in blocks
+    assert "is unavailable" in blocks

@@ -55,3 +55,8 @@ def test_runbook_search_ok_and_no_data(sample_index: Path) -> None:
     assert none.status in ("ok", "no_data")
     if none.status == "no_data":
         assert none.evidence == []
+
+
+def test_top_k_setting_bounds_the_hits(sample_index: Path) -> None:
+    ctx = ToolContext(index_dir=sample_index, embedding_model="all-MiniLM-L6-v2", top_k=1)
+    assert len(run_tool("runbook_search", {"query": "pods crash-loop"}, ctx).evidence) == 1
