@@ -191,7 +191,9 @@ async def _serve_socket_mode(settings: Settings) -> None:
     from bot.store import Store
 
     assert settings.slack.app_token is not None
-    services = Services(store=Store(settings.database_url))
+    services = Services(
+        store=Store(settings.database_url), max_concurrent_answers=settings.max_concurrent_answers
+    )
     bolt = build_slack_app(settings, services)
     async with open_agent(settings) as agent:
         services.agent = agent

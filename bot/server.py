@@ -23,7 +23,10 @@ from bot.store import Store
 
 
 def build_web_app(settings: Settings, store: Store | None = None) -> Starlette:
-    services = Services(store=store or Store(settings.database_url))
+    services = Services(
+        store=store or Store(settings.database_url),
+        max_concurrent_answers=settings.max_concurrent_answers,
+    )
     handler = AsyncSlackRequestHandler(build_slack_app(settings, services))
 
     async def slack_events(request: Request) -> Response:

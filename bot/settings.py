@@ -155,6 +155,13 @@ class Settings(BaseSettings):
     )
     port: int = Field(3000, ge=1, le=65535, description="Port of `opsbot serve`'s HTTP server.")
     host: str = Field("0.0.0.0", description="Address `opsbot serve` listens on.")
+    max_concurrent_answers: int = Field(
+        4,
+        ge=1,
+        le=64,
+        description="Answers the Slack app works on at once; more wait their turn, so that "
+        "acknowledging new requests stays fast under load.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="Log level."
     )

@@ -31,6 +31,15 @@ class Services:
 
     store: Store
     agent: Agent | None = None
+    max_concurrent_answers: int = 4
+    _slots: asyncio.Semaphore | None = None
+
+    @property
+    def slots(self) -> asyncio.Semaphore:
+        """Bounds the answers in progress (created in the server's event loop)."""
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.max_concurrent_answers)
+        return self._slots
 
 
 def parse_command(text: str) -> tuple[str, str]:
@@ -184,9 +193,12 @@ async def answer_in_thread(
 
     try:
         assert services.agent is not None, "the agent starts with the server"
-        result = await services.agent.ask(
-            thread_id, question, user=user, source="slack", on_status=on_status
-        )
+        if services.slots.locked():
+            await on_status("queued behind other questions…")
+        async with services.slots:
+            result = await services.agent.ask(
+                thread_id, question, user=user, source="slack", on_status=on_status
+            )
     except Exception as exc:  # the bot answers and stays up, whatever broke
         log.exception("agent failed in %s", thread_id)
         text = f"Something went wrong while answering ({type(exc).__name__}). Please try again."

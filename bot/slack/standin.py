@@ -379,6 +379,18 @@ class SignedSender:
     ) -> None:
         self.bot_url, self.team_id, self.timeout = bot_url, team_id, timeout
         self.verifier = SignatureVerifier(signing_secret)
+        # One pooled client: connections are kept alive, as Slack's are, and building a
+        # client per request (TLS context included) would be timed as the bot's latency.
+        self._client = httpx.Client(timeout=timeout)
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> SignedSender:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def signed_headers(
         self, body: str, *, timestamp: int | None = None, content_type: str = _FORM
@@ -404,7 +416,7 @@ class SignedSender:
         if sign:
             headers = self.signed_headers(body, timestamp=timestamp, content_type=content_type)
         headers.update(extra or {})
-        return httpx.post(self.bot_url, content=body, headers=headers, timeout=self.timeout)
+        return self._client.post(self.bot_url, content=body, headers=headers)
 
     def slash_command(
         self,
