@@ -23,7 +23,7 @@ from pathlib import Path
 
 import httpx
 
-from bot.slack.standin import SignedSender, SlackStandIn
+from bot.slack.standin import SignedSender, SlackStandIn, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 OPSBOT = str(Path(sys.executable).with_name("opsbot"))
@@ -35,14 +35,6 @@ QUESTION = "what should I check when pods crash-loop?"
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 2)
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextmanager

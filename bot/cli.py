@@ -45,8 +45,12 @@ def settings_or_exit() -> Settings:
 @app.callback()
 def main_callback() -> None:
     """Configure logging from settings before any command runs."""
+    try:
+        level = load_settings().log_level
+    except SettingsError:
+        level = "INFO"  # the command itself reports the bad setting in one line
     logging.basicConfig(
-        level=os.environ.get("OPSBOT_LOG_LEVEL", "INFO").upper(),
+        level=level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     for noisy in ("httpx", "sentence_transformers", "faiss"):
@@ -145,7 +149,9 @@ async def _chat(settings: Settings, thread_id: str, once: str | None) -> None:
             store.audit(source="cli", user=user, action="chat", text=question)
             result = await agent.ask(thread_id, question, user=user, source="cli", on_status=status)
             if isinstance(result, PendingApproval):
-                typer.echo(f"{result.tool} waits for an approval.")
+                typer.echo(
+                    f"{result.summary} waits for an approval (not by {result.requested_by})."
+                )
             else:
                 typer.echo(result.as_text())
 

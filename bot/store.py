@@ -9,12 +9,12 @@ SQLite by default, Postgres by URL (``OPSBOT_DATABASE_URL``).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Field, Session, SQLModel, create_engine, select
+from sqlmodel import Field, Session, SQLModel, create_engine, delete, select
 
 
 def _now() -> datetime:
@@ -48,7 +48,11 @@ class Conversation(SQLModel, table=True):
 class SeenEvent(SQLModel, table=True):
     __tablename__ = "seen_event"
     event_id: str = Field(primary_key=True, max_length=64)
-    at: datetime = Field(default_factory=_now)
+    at: datetime = Field(default_factory=_now, index=True)
+
+
+#: Slack retries a delivery for a few minutes at most; ids older than this are dropped.
+SEEN_EVENT_TTL = timedelta(hours=1)
 
 
 class Store:
@@ -91,6 +95,8 @@ class Store:
     def first_sight(self, *, event_id: str) -> bool:
         """Record an event id; False when it was seen before (a retry)."""
         with Session(self.engine) as session:
+            old = delete(SeenEvent).where(SeenEvent.at < _now() - SEEN_EVENT_TTL)  # type: ignore[arg-type]
+            session.exec(old)
             session.add(SeenEvent(event_id=event_id))
             try:
                 session.commit()

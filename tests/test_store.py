@@ -39,3 +39,19 @@ def test_conversations_are_known_by_thread(tmp_path: Path) -> None:
     assert tid == conversation_id("C1", "1.1") == "slack:C1:1.1"
     assert store.start_conversation(channel="C1", thread_ts="1.1", user="U2") == tid
     assert store.has_conversation(channel="C1", thread_ts="1.1")
+
+
+def test_old_event_ids_are_pruned(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from sqlmodel import Session, select
+
+    from bot.store import SEEN_EVENT_TTL, SeenEvent
+
+    store = Store(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    with Session(store.engine) as session:
+        session.add(SeenEvent(event_id="EvOLD", at=datetime.now(UTC) - 2 * SEEN_EVENT_TTL))
+        session.commit()
+    assert store.first_sight(event_id="EvNEW")
+    with Session(store.engine) as session:
+        assert [e.event_id for e in session.exec(select(SeenEvent))] == ["EvNEW"]

@@ -37,6 +37,11 @@ class Evidence(BaseModel):
     text: str = ""
     score: float | None = None
 
+    @property
+    def where(self) -> str:
+        """``Title › Section``, or the title alone."""
+        return f"{self.title} › {self.section}" if self.section else self.title
+
 
 class ToolResult(BaseModel):
     """What a tool returns: a status, a one-line message and the evidence it found."""
@@ -114,6 +119,11 @@ def register(
         return fn
 
     return decorate
+
+
+def unregister(name: str) -> None:
+    """Remove a tool (for tests and plugins that are unloaded)."""
+    _REGISTRY.pop(name, None)
 
 
 def registered() -> dict[str, ToolSpec]:

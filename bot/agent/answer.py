@@ -25,8 +25,7 @@ class Answer(BaseModel):
         """One line that is useful with no model: the best evidence, or why there is none."""
         if self.evidence:
             top = self.evidence[0]
-            where = f"{top.title} › {top.section}" if top.section else top.title
-            return f"Best match: {where} ({top.source})"
+            return f"Best match: {top.where} ({top.source})"
         problems = [r.message for r in self.results if r.status in ("error", "no_data")]
         return problems[0] if problems else "I found no evidence for that."
 
@@ -36,9 +35,8 @@ class Answer(BaseModel):
         if self.summary:
             lines += ["", self.summary]
         for ev in self.evidence:
-            where = f"{ev.title} › {ev.section}" if ev.section else ev.title
             score = f", score {ev.score:.2f}" if ev.score is not None else ""
-            lines += ["", f"[{ev.id}] {where} — {ev.source}{score}"]
+            lines += ["", f"[{ev.id}] {ev.where} — {ev.source}{score}"]
             lines += [f"    {line}" for line in ev.text.splitlines()]
         for result in self.results:
             if result.status in ("error", "approval_required"):

@@ -19,7 +19,7 @@ from langgraph.types import Checkpointer, interrupt
 
 from bot.agent.answer import Answer, keep_cited, number_evidence
 from bot.agent.context import AgentContext
-from bot.agent.llm import SERVER_ERRORS, describe_failure
+from bot.agent.llm import describe_failure
 from bot.agent.planner import plan_deterministic, plan_with_model
 from bot.agent.prompts import render_prompt
 from bot.agent.state import AgentState
@@ -48,7 +48,7 @@ async def plan(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, A
             reply = await plan_with_model(ctx.model, state["messages"])
             return {"messages": [reply], "rounds": rounds + 1}
         except Exception as exc:  # the model failing must never lose the answer
-            notes.append(describe_failure(exc.__cause__ or exc, ctx.model))
+            notes.append(describe_failure(exc, ctx.model))
     if state.get("results"):  # the deterministic planner plans one round
         return {"rounds": rounds, "notes": notes}
     calls = plan_deterministic(request.get("query") or request["question"], request.get("tool"))
@@ -61,19 +61,30 @@ def after_plan(state: AgentState) -> str:
     return "tools" if isinstance(last, AIMessage) and last.tool_calls else "compose"
 
 
+def is_write(name: str) -> bool:
+    spec = all_tools().get(name)
+    return spec is not None and not spec.read_only
+
+
 async def run_tools(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
-    """Run the last planned calls. A write tool waits for a human approval (interrupt)."""
+    """Run the last planned calls. Write tools first wait for one human decision.
+
+    The interrupt comes before any tool runs: on resume LangGraph runs this node again
+    from the top, so nothing before the interrupt may have an effect.
+    """
     last = _last_ai(state)
     assert last is not None
-    specs = all_tools()
+    writes = [
+        {"tool": c["name"], "args": c["args"]} for c in last.tool_calls if is_write(c["name"])
+    ]
+    requester = state["request"].get("user", "")
+    decision = interrupt({"calls": writes, "requested_by": requester}) if writes else None
     results: list[ToolResult] = []
     messages: list[ToolMessage] = []
     for call in last.tool_calls:
-        spec = specs.get(call["name"])
-        if spec is not None and not spec.read_only:
-            decision = interrupt({"tool": call["name"], "args": call["args"]})
+        if is_write(call["name"]):
             result = await asyncio.to_thread(
-                _run_approved, call["name"], call["args"], decision, runtime.context
+                _run_approved, call["name"], call["args"], decision, requester, runtime.context
             )
         else:
             result = await asyncio.to_thread(
@@ -94,11 +105,29 @@ async def run_tools(state: AgentState, runtime: Runtime[AgentContext]) -> dict[s
     }
 
 
-def _run_approved(name: str, args: dict[str, Any], decision: Any, ctx: AgentContext) -> ToolResult:
-    """Run a write tool only after a decision that says approved, by someone named."""
-    if not (isinstance(decision, dict) and decision.get("approved") is True and decision.get("by")):
-        who = decision.get("by", "someone") if isinstance(decision, dict) else "someone"
-        return ToolResult(tool=name, status="error", message=f"{name} was not approved ({who}).")
+def approval_refusal(decision: Any, requester: str) -> str | None:
+    """Why a decision does not approve a change, or None when it does.
+
+    It must say approved, name the approver, and the approver may not be the requester.
+    (Who may approve at all is the approval flow's check, before it resumes the graph.)
+    """
+    if not isinstance(decision, dict) or decision.get("approved") is not True:
+        who = decision.get("by") if isinstance(decision, dict) else None
+        return f"rejected by {who}" if who else "not approved"
+    approver = decision.get("by")
+    if not approver:
+        return "an approval must name its approver"
+    if approver == requester:
+        return f"{approver} asked for it and cannot approve it too"
+    return None
+
+
+def _run_approved(
+    name: str, args: dict[str, Any], decision: Any, requester: str, ctx: AgentContext
+) -> ToolResult:
+    """Run a write tool only after an approval that ``approval_refusal`` accepts."""
+    if refusal := approval_refusal(decision, requester):
+        return ToolResult(tool=name, status="error", message=f"{name} did not run: {refusal}.")
     spec = all_tools()[name]
     try:
         return spec.run(spec.args_schema.model_validate(args), ctx.tools)
@@ -122,7 +151,7 @@ async def compose(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str
                     f"{dropped} sentence(s) of the model's summary cited no evidence "
                     "and were dropped"
                 )
-        except SERVER_ERRORS as exc:
+        except Exception as exc:  # a failing summary must never lose the evidence answer
             notes.append(describe_failure(exc, ctx.model))
     answer.notes = notes
     topic = state.get("topic", "")
@@ -138,9 +167,7 @@ async def compose(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str
 
 async def summarise(ctx: AgentContext, answer: Answer) -> tuple[str | None, int]:
     assert ctx.model is not None
-    listing = "\n".join(
-        f"[{ev.id}] {ev.title} › {ev.section} ({ev.source}):\n{ev.text}" for ev in answer.evidence
-    )
+    listing = "\n".join(f"[{ev.id}] {ev.where} ({ev.source}):\n{ev.text}" for ev in answer.evidence)
     prompt = render_prompt("summary", question=answer.question, evidence=listing)
     reply = await ctx.model.ainvoke([SystemMessage(prompt)])
     text, dropped = keep_cited(str(reply.content), {ev.id for ev in answer.evidence})

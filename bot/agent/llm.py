@@ -1,8 +1,8 @@
 """The one LLM interface: an OpenAI-compatible chat endpoint through langchain-openai.
 
 vLLM in production, llama.cpp's server for GGUF files, or any other such server; the URL
-and model are settings. Failures of the server become ``LLMUnavailableError``, which the
-agent turns into a note while it answers from evidence.
+and model are settings. Failures of the server (``SERVER_ERRORS``) become a note in the
+answer while the agent answers from evidence.
 """
 
 from __future__ import annotations
@@ -13,11 +13,6 @@ from langchain_core.language_models import BaseChatModel
 from langchain_openai import ChatOpenAI
 
 from bot.settings import LLMSettings
-
-
-class LLMUnavailableError(Exception):
-    """The model server is down, too slow, or answered with an error."""
-
 
 #: What a broken, slow or dying server raises through the OpenAI client.
 SERVER_ERRORS: tuple[type[BaseException], ...] = (
@@ -44,6 +39,7 @@ def redact_url(url: str) -> str:
     """The URL without credentials (``https://user:pass@host`` → ``https://host``)."""
     scheme, sep, rest = url.partition("://")
     host, slash, path = rest.partition("/")
+    path = path.split("?", 1)[0]  # a query string may carry a key
     return f"{scheme}{sep}{host.rpartition('@')[2]}{slash}{path}" if sep else url
 
 

@@ -14,7 +14,6 @@ from typing import Any
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, AnyMessage, SystemMessage, ToolCall
 
-from bot.agent.llm import SERVER_ERRORS, LLMUnavailableError
 from bot.agent.prompts import load_prompt
 from tools.base import ToolSpec
 from tools.registry import all_tools, langchain_tools
@@ -69,17 +68,13 @@ async def plan_with_model(
 ) -> AIMessage:
     """Ask a tool-calling model for the next step; its AIMessage carries the tool calls.
 
-    Raises LLMUnavailableError when the server fails. Calls to tools that do not exist are
-    dropped here; arguments are validated by the tool node against each tool's schema.
+    Server failures propagate (the planner node turns them into a note). Calls to tools
+    that do not exist are dropped here; arguments are validated by the tool node.
     """
     bound = model.bind_tools(langchain_tools(), tool_choice=tool_choice)
-    prompt = [SystemMessage(load_prompt("planner")), *messages]
-    try:
-        reply = await bound.ainvoke(prompt)
-    except SERVER_ERRORS as exc:
-        raise LLMUnavailableError(str(exc)) from exc
+    reply = await bound.ainvoke([SystemMessage(load_prompt("planner")), *messages])
     if not isinstance(reply, AIMessage):
-        raise LLMUnavailableError(f"unexpected reply type {type(reply).__name__}")
+        raise TypeError(f"the model replied with {type(reply).__name__}, not an AIMessage")
     known = all_tools()
     reply.tool_calls = [c for c in reply.tool_calls if c["name"] in known]
     return reply

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -31,17 +32,23 @@ StatusCallback = Callable[[str], Awaitable[None]]
 
 @dataclass
 class PendingApproval:
-    """The thread is paused until someone approves or rejects ``tool`` with ``args``."""
+    """The thread is paused until someone approves or rejects the write ``calls``."""
 
     thread_id: str
-    tool: str
-    args: dict[str, Any]
+    calls: list[dict[str, Any]]  # [{"tool": name, "args": {...}}, ...]
+    requested_by: str
+
+    @property
+    def summary(self) -> str:
+        return ", ".join(f"`{c['tool']}`" for c in self.calls)
 
 
 class Agent:
     def __init__(self, graph: Any, context: AgentContext) -> None:
         self.graph = graph
         self.context = context
+        # One turn at a time per thread: two at once would interleave their checkpoints.
+        self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
 
     @staticmethod
     def _config(thread_id: str) -> RunnableConfig:
@@ -57,10 +64,25 @@ class Agent:
         tool: str | None = None,
         on_status: StatusCallback | None = None,
     ) -> Answer | PendingApproval:
-        """Answer ``question`` in the conversation ``thread_id``."""
-        snapshot = await self.graph.aget_state(self._config(thread_id))
+        """Answer ``question`` in the conversation ``thread_id``.
+
+        A thread paused for an approval stays paused: the pending request is returned and
+        the question is not run, so a reply in the thread never drops an approval.
+        """
+        async with self._locks[thread_id]:
+            snapshot = await self.graph.aget_state(self._config(thread_id))
+            if snapshot.interrupts:
+                return _pending(thread_id, snapshot.interrupts[0].value)
+            return await self._drive(
+                thread_id, self._turn(snapshot, question, user, source, tool), on_status
+            )
+
+    @staticmethod
+    def _turn(
+        snapshot: Any, question: str, user: str, source: str, tool: str | None
+    ) -> dict[str, Any]:
         topic = snapshot.values.get("topic", "") if snapshot.values else ""
-        turn = {
+        return {
             "messages": [HumanMessage(question)],
             "request": {
                 "question": question,
@@ -74,38 +96,42 @@ class Agent:
             "answer": None,
             "notes": [],
         }
-        return await self._drive(thread_id, turn, on_status)
 
     async def resume(
         self, thread_id: str, decision: dict[str, Any], on_status: StatusCallback | None = None
     ) -> Answer | PendingApproval:
         """Continue a thread paused by an approval request, with the approver's decision."""
-        return await self._drive(thread_id, Command(resume=decision), on_status)
+        async with self._locks[thread_id]:
+            snapshot = await self.graph.aget_state(self._config(thread_id))
+            if not snapshot.interrupts:
+                raise ValueError(f"thread {thread_id} is not waiting for an approval")
+            return await self._drive(thread_id, Command(resume=decision), on_status)
 
     async def _drive(
         self, thread_id: str, graph_input: Any, on_status: StatusCallback | None
     ) -> Answer | PendingApproval:
-        config = self._config(thread_id)
         specs = all_tools()
-        pending: PendingApproval | None = None
+        result: Answer | PendingApproval | None = None
         # Read the stream to its end: leaving early could drop the checkpoint being written.
         async for update in self.graph.astream(
-            graph_input, config, context=self.context, stream_mode="updates"
+            graph_input, self._config(thread_id), context=self.context, stream_mode="updates"
         ):
             if "__interrupt__" in update:
-                payload = update["__interrupt__"][0].value
-                pending = PendingApproval(thread_id, payload["tool"], payload["args"])
-                continue
+                result = _pending(thread_id, update["__interrupt__"][0].value)
+            if "compose" in update:
+                result = Answer.model_validate(update["compose"]["answer"])
             planned = (update.get("plan") or {}).get("messages") or []
-            if on_status is not None:
-                for message in planned:
-                    if isinstance(message, AIMessage) and message.tool_calls:
-                        texts = [specs[c["name"]].status_text for c in message.tool_calls]
-                        await on_status(", ".join(dict.fromkeys(texts)))
-        if pending is not None:
-            return pending
-        snapshot = await self.graph.aget_state(config)
-        return Answer.model_validate(snapshot.values["answer"])
+            for message in planned:
+                if on_status is not None and isinstance(message, AIMessage) and message.tool_calls:
+                    texts = [
+                        specs[c["name"]].status_text
+                        for c in message.tool_calls
+                        if c["name"] in specs
+                    ]
+                    await on_status(", ".join(dict.fromkeys(texts)) or "working…")
+        if result is None:
+            raise RuntimeError(f"the agent ended thread {thread_id}'s turn without an answer")
+        return result
 
     async def warm_up(self) -> None:
         """Load the runbook index and its model now, not on the first question."""
@@ -118,6 +144,10 @@ class Agent:
         """The conversation kept for a thread (empty for a new one)."""
         snapshot = await self.graph.aget_state(self._config(thread_id))
         return list(snapshot.values.get("messages", [])) if snapshot.values else []
+
+
+def _pending(thread_id: str, payload: dict[str, Any]) -> PendingApproval:
+    return PendingApproval(thread_id, list(payload["calls"]), str(payload["requested_by"]))
 
 
 def agent_context(settings: Settings) -> AgentContext:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from slack_bolt.async_app import AsyncApp
+from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.settings import Settings
@@ -14,6 +15,7 @@ def build_slack_app(settings: Settings, services: Services) -> AsyncApp:
     assert settings.slack.bot_token is not None and settings.slack.signing_secret is not None
     token = settings.slack.bot_token.get_secret_value()
     client = AsyncWebClient(token=token, base_url=settings.slack.api_url)
+    client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=3))
     app = AsyncApp(
         client=client,
         signing_secret=settings.slack.signing_secret.get_secret_value(),

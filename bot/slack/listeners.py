@@ -19,7 +19,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.agent.answer import Answer
 from bot.agent.service import Agent, PendingApproval
 from bot.slack import render
-from bot.store import Store, conversation_id
+from bot.store import Store
 
 log = logging.getLogger(__name__)
 MENTION = re.compile(r"<@[A-Z0-9]+>")
@@ -54,7 +54,12 @@ def register_listeners(app: AsyncApp, services: Services) -> None:
     async def skip_retries(body: dict[str, Any], next: Any) -> BoltResponse | None:  # noqa: A002
         """An Events API delivery of an event already taken (a retry) is acked and dropped."""
         event_id = body.get("event_id")
-        if event_id and not await asyncio.to_thread(services.store.first_sight, event_id=event_id):
+        handled = (body.get("event") or {}).get("type") in ("app_mention", "message")
+        if (
+            event_id
+            and handled
+            and not await asyncio.to_thread(services.store.first_sight, event_id=event_id)
+        ):
             log.info("dropping repeated delivery of %s", event_id)
             return BoltResponse(status=200, body="")
         await next()
@@ -184,12 +189,16 @@ async def answer_in_thread(
     )
 
     async def on_status(text: str) -> None:
-        await client.chat_update(
-            channel=channel,
-            ts=status["ts"],
-            text=text,
-            blocks=render.as_dicts(render.status_blocks(text)),
-        )
+        """Best effort: a status that cannot be shown never stops the answer."""
+        try:
+            await client.chat_update(
+                channel=channel,
+                ts=status["ts"],
+                text=text,
+                blocks=render.as_dicts(render.status_blocks(text)),
+            )
+        except SlackApiError as exc:
+            log.warning("status update failed in %s: %s", thread_id, exc.response.get("error"))
 
     try:
         assert services.agent is not None, "the agent starts with the server"
@@ -199,21 +208,28 @@ async def answer_in_thread(
             result = await services.agent.ask(
                 thread_id, question, user=user, source="slack", on_status=on_status
             )
+        if isinstance(result, PendingApproval):
+            blocks = render.pending_blocks(result.summary, result.requested_by)
+            await client.chat_update(
+                channel=channel,
+                ts=status["ts"],
+                text="waiting for an approval",
+                blocks=render.as_dicts(blocks),
+            )
+        else:
+            await post_answer(client, channel, thread_ts, status["ts"], result)
     except Exception as exc:  # the bot answers and stays up, whatever broke
-        log.exception("agent failed in %s", thread_id)
+        log.exception("answering failed in %s", thread_id)
         text = f"Something went wrong while answering ({type(exc).__name__}). Please try again."
-        await client.chat_update(
-            channel=channel,
-            ts=status["ts"],
-            text=text,
-            blocks=render.as_dicts(render.error_blocks(text)),
-        )
-        return
-    if isinstance(result, PendingApproval):
-        text = f"`{result.tool}` waits for an approval."
-        await client.chat_update(channel=channel, ts=status["ts"], text=text)
-        return
-    await post_answer(client, channel, thread_ts, status["ts"], result)
+        try:
+            await client.chat_update(
+                channel=channel,
+                ts=status["ts"],
+                text=text,
+                blocks=render.as_dicts(render.error_blocks(text)),
+            )
+        except SlackApiError:
+            log.exception("could not report the failure in %s", thread_id)
 
 
 async def post_answer(
@@ -230,4 +246,4 @@ async def post_answer(
         )
 
 
-__all__ = ["Services", "conversation_id", "parse_command", "register_listeners"]
+__all__ = ["Services", "answer_in_thread", "parse_command", "register_listeners"]

@@ -23,7 +23,6 @@ from tools.base import Evidence
 
 MAX_BLOCKS = 50
 MAX_SECTION_CHARS = 3000
-MAX_HEADER_CHARS = 150
 MAX_CONTEXT_ELEMENTS = 10
 
 HELP = [
@@ -33,8 +32,17 @@ HELP = [
 ]
 
 
+def escape(text: str) -> str:
+    """Slack's three control characters, so `<namespace>` shows and `<!channel>` pings no one."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def mrkdwn(text: str) -> str:
-    """Markdown to Slack mrkdwn for what runbooks use: bold, links, headings, bullets."""
+    """Markdown to Slack mrkdwn for what runbooks use: bold, links, headings, bullets.
+
+    Text is escaped first; links are the only markup the output adds.
+    """
+    text = escape(text)
     out: list[str] = []
     in_code = False
     for line in text.splitlines():
@@ -77,35 +85,35 @@ def sections(text: str) -> list[SectionBlock]:
 
 
 def context(*texts: str) -> ContextBlock:
-    return ContextBlock(
-        elements=[
-            MarkdownTextObject(text=t[:MAX_SECTION_CHARS]) for t in texts[:MAX_CONTEXT_ELEMENTS]
-        ]
-    )
+    """A context block; past Slack's 10 elements the rest share the last one."""
+    items = list(texts)
+    if len(items) > MAX_CONTEXT_ELEMENTS:
+        keep = MAX_CONTEXT_ELEMENTS - 1
+        items = [*items[:keep], "\n".join(items[keep:])]
+    return ContextBlock(elements=[MarkdownTextObject(text=t[:MAX_SECTION_CHARS]) for t in items])
 
 
 def evidence_blocks(ev: Evidence) -> list[Block]:
-    where = f"{ev.title} › {ev.section}" if ev.section else ev.title
     score = f" · score {ev.score:.2f}" if ev.score is not None else ""
-    head = f"*[{ev.id}] {where}*\n`{ev.source}`{score}"
+    head = f"*[{ev.id}] {escape(ev.where)}*\n`{escape(ev.source)}`{score}"
     return [*sections(head + "\n" + mrkdwn(ev.text))]
 
 
 def answer_blocks(answer: Answer) -> list[Block]:
     """The whole answer; may exceed one message (see ``paginate``)."""
-    blocks: list[Block] = [*sections(f"*{answer.headline}*")]
+    blocks: list[Block] = [*sections(f"*{escape(answer.headline)}*")]
     if answer.summary:
-        blocks += sections(answer.summary)
+        blocks += sections(escape(answer.summary))
     if answer.evidence:
         blocks.append(DividerBlock())
     for ev in answer.evidence:
         blocks += evidence_blocks(ev)
     problems = [
-        f"`{r.tool}`: {r.message}"
+        f"`{r.tool}`: {escape(r.message)}"
         for r in answer.results
         if r.status in ("error", "approval_required") and r.message not in answer.headline
     ]
-    notes = [*problems, *(f"_Note: {n}_" for n in answer.notes)]
+    notes = [*problems, *(f"_Note: {escape(n)}_" for n in answer.notes)]
     if notes:
         blocks.append(context(*notes))
     return blocks
@@ -121,13 +129,13 @@ def status_blocks(text: str) -> list[Block]:
 
 
 def question_blocks(user: str, question: str) -> list[Block]:
-    return [*sections(f"<@{user}> asked: {question}")]
+    return [*sections(f"<@{user}> asked: {escape(question)}")]
 
 
 def help_blocks() -> list[Block]:
     lines = "\n".join(f"{cmd} — {what}" for cmd, what in HELP)
     return [
-        HeaderBlock(text="opsbot"[:MAX_HEADER_CHARS]),
+        HeaderBlock(text="opsbot"),
         *sections("I answer from your team's runbooks and cite the sections I use.\n" + lines),
     ]
 
@@ -138,7 +146,16 @@ def usage_text(subcommand: str) -> str:
 
 
 def error_blocks(message: str) -> list[Block]:
-    return [*sections(f":warning: {message}")]
+    return [*sections(f":warning: {escape(message)}")]
+
+
+def pending_blocks(calls: str, requested_by: str) -> list[Block]:
+    return [
+        *sections(
+            f":lock: {escape(calls)} changes things and waits for an approval by someone "
+            f"other than <@{requested_by}>."
+        )
+    ]
 
 
 def as_dicts(blocks: Sequence[Block]) -> list[dict[str, object]]:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import openai
+import pytest
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from pydantic import BaseModel
 
@@ -14,7 +17,7 @@ from bot.agent.context import AgentContext
 from bot.agent.service import Agent, PendingApproval, agent_context, open_agent
 from bot.settings import Settings
 from tests.fake_chat import ScriptedChatModel
-from tools.base import ToolContext, ToolResult, register
+from tools.base import ToolContext, ToolResult, register, unregister
 
 
 def tool_call(name: str, args: dict[str, object], id_: str = "c1") -> AIMessage:
@@ -151,50 +154,118 @@ class RestartInput(BaseModel):
 RUNS: list[str] = []
 
 
-@register(
-    name="test_restart_service",
-    description="Restart a service (test tool that changes things).",
-    args_schema=RestartInput,
-    status_text="restarting…",
-    read_only=False,
-)
 def restart_service(args: RestartInput, ctx: ToolContext) -> ToolResult:
     RUNS.append(args.service)
     return ToolResult(tool="test_restart_service", status="ok", message=f"restarted {args.service}")
 
 
-async def test_write_tool_waits_for_approval_across_a_restart(settings: Settings) -> None:
+@pytest.fixture
+def write_tool() -> Iterator[str]:
+    """A tool that changes things, registered for one test only."""
     RUNS.clear()
-    script = [tool_call("test_restart_service", {"service": "checkout"}), AIMessage("ok")]
+    register(
+        name="test_restart_service",
+        description="Restart a service (test tool that changes things).",
+        args_schema=RestartInput,
+        status_text="restarting…",
+        read_only=False,
+    )(restart_service)
+    yield "test_restart_service"
+    unregister("test_restart_service")
+
+
+def restart(*services: str) -> AIMessage:
+    return AIMessage(
+        "",
+        tool_calls=[
+            {
+                "name": "test_restart_service",
+                "args": {"service": s},
+                "id": f"c{i}",
+                "type": "tool_call",
+            }
+            for i, s in enumerate(services)
+        ],
+    )
+
+
+async def test_write_tool_waits_for_approval_across_a_restart(
+    settings: Settings, write_tool: str
+) -> None:
     async with open_agent(settings) as agent:
-        with_model(agent, ScriptedChatModel(script=script[:1]))
+        with_model(agent, ScriptedChatModel(script=[restart("checkout")]))
         pending = await agent.ask("w", "restart checkout", user="alice", source="test")
     assert isinstance(pending, PendingApproval)
-    assert (pending.tool, pending.args) == ("test_restart_service", {"service": "checkout"})
+    assert pending.calls == [{"tool": write_tool, "args": {"service": "checkout"}}]
+    assert pending.requested_by == "alice"
     assert RUNS == []  # the model asking is not enough
     async with open_agent(settings) as agent:  # restarted
-        with_model(agent, ScriptedChatModel(script=script[1:]))
+        with_model(agent, ScriptedChatModel(script=[AIMessage("ok")]))
         done = await agent.resume("w", {"approved": True, "by": "bob"})
     assert isinstance(done, Answer)
     assert RUNS == ["checkout"], done.results
     assert done.results[0].message == "restarted checkout"
 
 
-async def test_rejected_write_tool_does_not_run(settings: Settings) -> None:
-    RUNS.clear()
+async def test_two_writes_in_one_plan_run_once_each_after_one_approval(
+    settings: Settings, write_tool: str
+) -> None:
     async with open_agent(settings) as agent:
-        with_model(
-            agent,
-            ScriptedChatModel(
-                script=[tool_call("test_restart_service", {"service": "db"}), AIMessage("ok")]
-            ),
-        )
+        with_model(agent, ScriptedChatModel(script=[restart("api", "db"), AIMessage("ok")]))
+        pending = await agent.ask("two", "restart api and db", user="alice", source="test")
+        assert isinstance(pending, PendingApproval) and len(pending.calls) == 2
+        done = await agent.resume("two", {"approved": True, "by": "bob"})
+    assert isinstance(done, Answer)
+    assert RUNS == ["api", "db"]
+
+
+@pytest.mark.parametrize(
+    ("decision", "reason"),
+    [
+        ({"approved": False, "by": "bob"}, "rejected by bob"),
+        ({"approved": True, "by": "alice"}, "alice asked for it and cannot approve it too"),
+        ({"approved": True}, "must name its approver"),
+        ("yes", "not approved"),
+    ],
+)
+async def test_a_change_without_a_valid_approval_does_not_run(
+    settings: Settings, write_tool: str, decision: object, reason: str
+) -> None:
+    async with open_agent(settings) as agent:
+        with_model(agent, ScriptedChatModel(script=[restart("db"), AIMessage("ok")]))
         pending = await agent.ask("r", "restart db", user="alice", source="test")
         assert isinstance(pending, PendingApproval)
-        done = await agent.resume("r", {"approved": False, "by": "bob"})
+        done = await agent.resume("r", decision)  # type: ignore[arg-type]
     assert isinstance(done, Answer)
     assert RUNS == []
-    assert done.results[0].status == "error"
+    assert done.results[0].status == "error" and reason in done.results[0].message
+
+
+async def test_a_paused_thread_keeps_its_approval_when_someone_replies(
+    settings: Settings, write_tool: str
+) -> None:
+    async with open_agent(settings) as agent:
+        with_model(agent, ScriptedChatModel(script=[restart("db")]))
+        first = await agent.ask("p", "restart db", user="alice", source="test")
+        again = await agent.ask("p", "is it done?", user="carol", source="test")
+        assert isinstance(first, PendingApproval) and again == first
+        with pytest.raises(ValueError, match="not waiting"):
+            await agent.resume("other-thread", {"approved": True, "by": "bob"})
+    assert RUNS == []
+
+
+async def test_turns_in_one_thread_do_not_swap_answers(settings: Settings) -> None:
+    async with open_agent(settings) as agent:
+        crash, disk = await asyncio.gather(
+            agent.ask("same", "pods keep crash-looping", user="u", source="test"),
+            agent.ask("same", "the disk is filling up on a host", user="u", source="test"),
+        )
+        history = await agent.messages("same")
+    assert isinstance(crash, Answer) and isinstance(disk, Answer)
+    assert crash.question == "pods keep crash-looping"
+    assert crash.evidence[0].source == "kubernetes/PodCrashLooping.md"
+    assert disk.evidence[0].source == "infra/DiskFillingUp.md"
+    assert len([m for m in history if isinstance(m, HumanMessage)]) == 2
 
 
 def test_agent_context_follows_settings(tmp_path: Path) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -15,16 +14,10 @@ import uvicorn
 
 from bot.server import build_web_app
 from bot.settings import Settings
-from bot.slack.standin import SignedSender, SlackStandIn
+from bot.slack.standin import SignedSender, SlackStandIn, free_port
 
 SECRET = "integration-signing-secret"
 TOKEN = "xoxb-integration-token"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextmanager

@@ -16,7 +16,7 @@ import pytest
 from langchain_core.messages import HumanMessage
 
 from bot.agent.answer import Answer
-from bot.agent.llm import SERVER_ERRORS, LLMUnavailableError, describe_failure, make_chat_model
+from bot.agent.llm import SERVER_ERRORS, describe_failure, make_chat_model
 from bot.agent.planner import plan_with_model
 from bot.agent.service import open_agent
 from bot.llm_server import LocalModelError, llama_server_command
@@ -130,7 +130,3 @@ async def test_a_server_that_dies_mid_answer_is_reported(
     finally:
         proc.kill()
         proc.wait(timeout=10)
-
-
-def test_unavailable_error_type_is_exported() -> None:
-    assert issubclass(LLMUnavailableError, Exception)

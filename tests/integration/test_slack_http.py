@@ -111,15 +111,23 @@ def test_mention_starts_a_thread_and_replies_continue_it_across_a_restart(
         assert "kubernetes/PodOOMKilled.md" in json.dumps(third.params["blocks"])
 
 
-def test_replies_in_unknown_threads_and_bot_messages_are_ignored(
+def test_only_people_in_the_bots_threads_are_answered(
     bot: SignedSender, standin: SlackStandIn
 ) -> None:
-    bot.event(reply("random chatter", "1700000200.000200", "1700000200.000100"))
-    bot.event(
-        {**reply("I am a bot", "1700000200.000300", "1700000200.000100"), "bot_id": "B0OTHER"}
-    )
-    time.sleep(1.0)
+    root = "1700000200.000100"
+    bot.event(reply("random chatter", "1700000200.000200", "1700000199.000100"))  # unknown thread
+    bot.event(mention("pods keep crash-looping", root))
+    final_update(standin)
+    standin.clear()
+    # In a thread the bot knows: another bot's message, an edit, and the `message` twin
+    # that Slack sends beside every app_mention are all left alone.
+    bot.event({**reply("I am a bot", "1700000200.000300", root), "bot_id": "B0OTHER"})
+    bot.event({**reply("edited", "1700000200.000400", root), "subtype": "message_changed"})
+    bot.event(reply("<@U0BOT> and memory?", "1700000200.000500", root))
+    time.sleep(1.5)
     assert standin.calls_to("chat.postMessage") == []
+    bot.event(reply("and what about memory?", "1700000200.000600", root))
+    assert final_update(standin).params["channel"] == "C0OPS"
 
 
 def test_a_retried_event_is_not_answered_twice(bot: SignedSender, standin: SlackStandIn) -> None:

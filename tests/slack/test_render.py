@@ -79,3 +79,20 @@ def test_help_and_usage() -> None:
     text = json.dumps(render.as_dicts(render.help_blocks()), ensure_ascii=False)
     assert "/ops ask" in text and "/ops help" in text
     assert "/ops frobnicate" in render.usage_text("frobnicate")
+
+
+def test_control_characters_are_escaped_but_links_work() -> None:
+    out = render.mrkdwn(
+        "kubectl logs <pod> -n <namespace> && <!channel> see [docs](https://x.io/a?b=1)"
+    )
+    assert "&lt;pod&gt;" in out and "&amp;&amp;" in out and "&lt;!channel&gt;" in out
+    assert "<https://x.io/a?b=1|docs>" in out
+    answer = Answer(question="q", summary="Ping <!here> now [E1].", evidence=[evidence(1)])
+    assert "<!here>" not in json.dumps(render.as_dicts(render.answer_blocks(answer)))
+
+
+def test_context_never_exceeds_ten_elements() -> None:
+    answer = Answer(question="q", notes=[f"note {i}" for i in range(14)])
+    block = render.as_dicts(render.answer_blocks(answer))[-1]
+    assert len(block["elements"]) == 10
+    assert "note 13" in block["elements"][-1]["text"]
