@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import faiss
+import numpy as np
 
 from knowledge.documents import Chunk, chunk_document, corpus_hash, load_documents
 from knowledge.embedder import Embedder, get_embedder
@@ -53,6 +54,7 @@ class SearchHit:
     section: str
     score: float
     snippet: str
+    text: str  # the whole section
 
     @property
     def heading(self) -> str:
@@ -152,12 +154,23 @@ class RunbookIndex:
         if len(self.chunks) != self._index.ntotal:
             raise IndexMismatchError(f"index in {index_dir} is inconsistent; rebuild it")
 
-    def search(self, query: str, k: int = 5) -> list[SearchHit]:
-        """The ``k`` best documents for ``query``, each with its best-matching section."""
+    def search(
+        self, query: str, k: int = 5, *, context: str | None = None, context_weight: float = 0.5
+    ) -> list[SearchHit]:
+        """The ``k`` best documents for ``query``, each with its best-matching section.
+
+        ``context`` (an earlier question of the conversation) steers a short follow-up: the
+        query vector is blended with the context's, ``context_weight`` of it, and renormalised.
+        """
         query = query.strip()
         if not query or k < 1:
             return []
-        vector = self.embedder.encode([query])
+        if context and context.strip():
+            query_vec, context_vec = self.embedder.encode([query, context.strip()])
+            blended = query_vec + context_weight * context_vec
+            vector = (blended / np.linalg.norm(blended)).reshape(1, -1).astype(np.float32)
+        else:
+            vector = self.embedder.encode([query])
         depth = min(self._index.ntotal, max(k * 8, 32))
         scores, ids = self._index.search(vector, depth)
         hits: dict[str, SearchHit] = {}
@@ -173,6 +186,7 @@ class RunbookIndex:
                 section=chunk.section,
                 score=round(float(score), 4),
                 snippet=snippet(chunk.text),
+                text=chunk.text,
             )
             if len(hits) == k:
                 break

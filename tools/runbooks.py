@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from knowledge.index import IndexMismatchError, IndexMissingError, SearchHit
+from knowledge.index import IndexMismatchError, IndexMissingError, SearchHit, snippet
 from tools.base import Evidence, ToolContext, ToolError, ToolResult, register
 
 #: Below this cosine similarity a hit is too weak to quote.
 MIN_SCORE = 0.2
+#: The best section is quoted at length; the others briefly.
+TOP_SNIPPET_CHARS = 1500
+SNIPPET_CHARS = 500
 
 
 #: Longer queries are cut. Not a schema bound: llama.cpp turns maxLength into a grammar
@@ -18,18 +21,26 @@ MAX_QUERY_CHARS = 2000
 
 class RunbookSearchInput(BaseModel):
     query: str = Field(..., min_length=1, description="What to look up.")
+    context: str | None = Field(
+        None,
+        description="Earlier topic of the conversation, for a short follow-up question; "
+        "it steers the search while the query leads.",
+    )
     k: int | None = Field(
         None, ge=1, le=10, description="How many runbooks to return (default: OPSBOT_INDEX_TOP_K)."
     )
 
 
-def search_runbooks(ctx: ToolContext, query: str, k: int) -> list[SearchHit]:
+def search_runbooks(
+    ctx: ToolContext, query: str, k: int, context: str | None = None
+) -> list[SearchHit]:
     """The pure search, raising ToolError for what the user can fix."""
     try:
         index = ctx.runbooks
     except (IndexMissingError, IndexMismatchError) as exc:
         raise ToolError(str(exc)) from None
-    return [hit for hit in index.search(query, k=k) if hit.score >= MIN_SCORE]
+    hits = index.search(query, k=k, context=context)
+    return [hit for hit in hits if hit.score >= MIN_SCORE]
 
 
 @register(
@@ -45,7 +56,7 @@ def search_runbooks(ctx: ToolContext, query: str, k: int) -> list[SearchHit]:
     query_arg="query",
 )
 def runbook_search(args: RunbookSearchInput, ctx: ToolContext) -> ToolResult:
-    hits = search_runbooks(ctx, args.query[:MAX_QUERY_CHARS], args.k or ctx.top_k)
+    hits = search_runbooks(ctx, args.query[:MAX_QUERY_CHARS], args.k or ctx.top_k, args.context)
     if not hits:
         return ToolResult(
             tool="runbook_search",
@@ -62,9 +73,9 @@ def runbook_search(args: RunbookSearchInput, ctx: ToolContext) -> ToolResult:
                 title=hit.title,
                 source=hit.doc,
                 section=hit.section,
-                text=hit.snippet,
+                text=snippet(hit.text, TOP_SNIPPET_CHARS if rank == 0 else SNIPPET_CHARS),
                 score=hit.score,
             )
-            for hit in hits
+            for rank, hit in enumerate(hits)
         ],
     )

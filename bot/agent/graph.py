@@ -51,7 +51,7 @@ async def plan(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, A
             notes.append(describe_failure(exc, ctx.model))
     if state.get("results"):  # the deterministic planner plans one round
         return {"rounds": rounds, "notes": notes}
-    calls = plan_deterministic(request.get("query") or request["question"], request.get("tool"))
+    calls = plan_deterministic(request["question"], request.get("context"), request.get("tool"))
     return {"messages": [AIMessage("", tool_calls=calls)], "rounds": rounds + 1, "notes": notes}
 
 
@@ -155,7 +155,7 @@ async def compose(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str
             notes.append(describe_failure(exc, ctx.model))
     answer.notes = notes
     topic = state.get("topic", "")
-    if request.get("query") == request["question"] and answer.evidence:
+    if not request.get("context") and answer.evidence:  # a self-contained question
         topic = request["question"]
     return {
         "answer": answer.model_dump(),

@@ -33,12 +33,12 @@ def tool_call(name: str, args: dict[str, Any]) -> ToolCall:
     return ToolCall(name=name, args=args, id=f"call_{uuid.uuid4().hex[:12]}", type="tool_call")
 
 
-def contextual_query(question: str, topic: str) -> str:
-    """A short follow-up ("and what about memory?") inherits the thread's topic."""
+def follow_up_context(question: str, topic: str) -> str | None:
+    """The thread's topic when ``question`` is a short follow-up ("and what about memory?")."""
     tokens = WORD.findall(question.lower())
     if topic and len(tokens) <= FOLLOW_UP_WORDS and FOLLOW_UP_MARKERS & set(tokens):
-        return f"{topic} {question}"
-    return question
+        return topic
+    return None
 
 
 def score_tool(spec: ToolSpec, question: str) -> float:
@@ -47,17 +47,22 @@ def score_tool(spec: ToolSpec, question: str) -> float:
     return len(q & set(spec.keywords)) + 0.25 * len(q & words(spec.description))
 
 
-def plan_deterministic(query: str, forced_tool: str | None = None) -> list[ToolCall]:
-    """Tool calls for a query without a model."""
+def plan_deterministic(
+    question: str, context: str | None = None, forced_tool: str | None = None
+) -> list[ToolCall]:
+    """Tool calls for a question without a model; ``context`` is the thread's topic."""
     specs = all_tools()
     if forced_tool:
-        spec = specs[forced_tool]
-        return [tool_call(spec.name, {spec.query_arg or "query": query})]
-    askable = [s for s in specs.values() if s.read_only and s.query_arg]
-    best = max(askable, key=lambda s: score_tool(s, query), default=None)
-    if best is None or score_tool(best, query) == 0:
-        best = specs[DEFAULT_TOOL]
-    return [tool_call(best.name, {best.query_arg or "query": query})]
+        best = specs[forced_tool]
+    else:
+        askable = [s for s in specs.values() if s.read_only and s.query_arg]
+        best = max(askable, key=lambda s: score_tool(s, question), default=specs[DEFAULT_TOOL])
+        if score_tool(best, question) == 0:
+            best = specs[DEFAULT_TOOL]
+    args: dict[str, Any] = {best.query_arg or "query": question}
+    if context and "context" in best.args_schema.model_fields:
+        args["context"] = context
+    return [tool_call(best.name, args)]
 
 
 async def plan_with_model(

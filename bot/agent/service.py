@@ -20,7 +20,7 @@ from bot.agent.checkpoint import open_checkpointer
 from bot.agent.context import AgentContext
 from bot.agent.graph import build_graph
 from bot.agent.llm import make_chat_model
-from bot.agent.planner import contextual_query
+from bot.agent.planner import follow_up_context
 from bot.settings import Settings
 from knowledge.index import IndexMismatchError, IndexMissingError
 from tools.base import ToolContext
@@ -86,7 +86,7 @@ class Agent:
             "messages": [HumanMessage(question)],
             "request": {
                 "question": question,
-                "query": contextual_query(question, topic),
+                "context": follow_up_context(question, topic),
                 "user": user,
                 "source": source,
                 "tool": tool,

@@ -16,7 +16,7 @@ class Request(TypedDict, total=False):
     """The turn being answered."""
 
     question: str  # what the user asked, as typed
-    query: str  # the question with the thread's topic added when it is a short follow-up
+    context: str | None  # the thread's topic when the question is a short follow-up
     user: str  # Slack user id, or the local user name in `opsbot chat`
     source: str  # "slack", "cli", ...
     tool: str | None  # a tool named by a slash command; bypasses planning

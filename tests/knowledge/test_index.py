@@ -134,3 +134,16 @@ def test_shared_alerts_retrieve_their_runbook(
     assert len(ranks) == 60
     assert hit5 >= 0.85, f"hit@5 {hit5:.3f}"
     assert hit1 >= 0.6, f"hit@1 {hit1:.3f}"
+
+
+def test_context_steers_a_follow_up_while_the_query_leads(
+    sample_index: Path, embedder: Embedder
+) -> None:
+    index = RunbookIndex(sample_index, embedder)
+    topic = "what should I check when pods crash-loop?"
+    assert index.search("and what about memory?", k=1, context=topic)[0].doc == (
+        "kubernetes/PodOOMKilled.md"
+    )
+    assert index.search("and what then?", k=1, context="my pod was OOMKilled")[0].doc == (
+        "kubernetes/PodOOMKilled.md"
+    )
