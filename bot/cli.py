@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -24,6 +25,8 @@ app = typer.Typer(
 )
 llm_app = typer.Typer(help="Run a local OpenAI-compatible model server.", no_args_is_help=True)
 app.add_typer(llm_app, name="llm")
+logs_app = typer.Typer(help="Mine log templates.", no_args_is_help=True)
+app.add_typer(logs_app, name="logs")
 
 IndexOption = Annotated[
     Path | None, typer.Option("--index", help="Index folder (default: OPSBOT_INDEX_DIR).")
@@ -192,14 +195,10 @@ async def _serve_socket_mode(settings: Settings) -> None:
     from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
     from bot.agent.service import open_agent
-    from bot.slack.app import build_slack_app
-    from bot.slack.listeners import Services
-    from bot.store import Store
+    from bot.slack.app import build_slack_app, services_for
 
     assert settings.slack.app_token is not None
-    services = Services(
-        store=Store(settings.database_url), max_concurrent_answers=settings.max_concurrent_answers
-    )
+    services = services_for(settings)
     bolt = build_slack_app(settings, services)
     async with open_agent(settings) as agent:
         services.agent = agent
@@ -243,6 +242,71 @@ def llm_serve(
             "(a base model: it proves the wiring; answers still come from evidence)", err=True
         )
     raise typer.Exit(subprocess.call(command))
+
+
+@logs_app.command("parse")
+def logs_parse(
+    file: Annotated[
+        Path | None, typer.Argument(help="Log file (default: stdin).", show_default=False)
+    ] = None,
+    content_only: Annotated[
+        bool, typer.Option("--content-only", help="Lines are messages without a header.")
+    ] = False,
+) -> None:
+    """Print one JSON line per input line: template_id, template (and time, level)."""
+    from tools.logs.mining import LogParser
+    from tools.logs.sources import LogInputError, file_source
+
+    lines: Iterator[str]
+    if file is None or str(file) == "-":
+        lines = (line.rstrip("\r\n") for line in sys.stdin)
+    else:
+        try:
+            lines = file_source(file).lines()
+        except LogInputError as exc:
+            raise fail(str(exc)) from None
+    for parsed in LogParser(content_only=content_only).parse_lines(lines):
+        record = {"template_id": parsed.template_id, "template": parsed.template}
+        if parsed.timestamp is not None:
+            record["timestamp"] = parsed.timestamp.isoformat()
+        if parsed.level:
+            record["level"] = parsed.level
+        typer.echo(json.dumps(record))
+
+
+@app.command()
+def rca(
+    file: Annotated[Path, typer.Argument(help="Log file of the incident window.")],
+    baseline: Annotated[
+        Path | None, typer.Option("--baseline", help="Log file of a normal window.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+    index_dir: IndexOption = None,
+) -> None:
+    """Root-cause analysis of a log file: what changed, ranked, with matching runbooks."""
+    from knowledge.index import IndexMismatchError, IndexMissingError
+    from tools.base import ToolContext
+    from tools.logs.rca import analyse, to_markdown
+    from tools.logs.sources import LogInputError, file_source
+    from tools.logs.tool import lookup
+
+    settings = settings_or_exit()
+    ctx = ToolContext(
+        index_dir=index_dir or settings.index_dir, embedding_model=settings.index.model
+    )
+    try:
+        report = analyse(
+            file_source(file),
+            file_source(baseline) if baseline else None,
+            lookup=lookup(ctx),
+        )
+    except LogInputError as exc:
+        raise fail(str(exc)) from None
+    try:
+        _ = ctx.runbooks
+    except (IndexMissingError, IndexMismatchError) as exc:
+        report.notes.append(f"runbooks not searched: {exc}")
+    typer.echo(json.dumps(report.as_json()) if as_json else to_markdown(report))
 
 
 @app.command("slack-standin")

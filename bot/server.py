@@ -17,16 +17,12 @@ from starlette.routing import Route
 
 from bot.agent.service import open_agent
 from bot.settings import Settings
-from bot.slack.app import build_slack_app
-from bot.slack.listeners import Services
+from bot.slack.app import build_slack_app, services_for
 from bot.store import Store
 
 
 def build_web_app(settings: Settings, store: Store | None = None) -> Starlette:
-    services = Services(
-        store=store or Store(settings.database_url),
-        max_concurrent_answers=settings.max_concurrent_answers,
-    )
+    services = services_for(settings, store)
     handler = AsyncSlackRequestHandler(build_slack_app(settings, services))
 
     async def slack_events(request: Request) -> Response:

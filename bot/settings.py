@@ -137,6 +137,24 @@ class IndexSettings(BaseModel):
     top_k: int = Field(3, ge=1, le=20, description="Runbook hits quoted in an answer.")
 
 
+class LokiSettings(BaseModel):
+    """An optional Grafana Loki to read logs from for RCA."""
+
+    url: str | None = Field(None, description="Base URL of Loki, e.g. http://loki:3100.")
+    token: SecretStr | None = Field(None, description="Bearer token for Loki, if it needs one.")
+    limit: int = Field(5000, ge=1, le=100_000, description="Most lines fetched per query.")
+    timeout: float = Field(30.0, gt=0, description="Seconds to wait for Loki.")
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value.rstrip("/")
+
+
 class Settings(BaseSettings):
     """opsbot's settings; see each field's description."""
 
@@ -169,6 +187,7 @@ class Settings(BaseSettings):
     llm: LLMSettings = Field(default_factory=LLMSettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     index: IndexSettings = Field(default_factory=IndexSettings)
+    loki: LokiSettings = Field(default_factory=LokiSettings)
 
     @cached_property
     def index_dir(self) -> Path:
@@ -177,6 +196,11 @@ class Settings(BaseSettings):
     @cached_property
     def database_url(self) -> str:
         return self.database.url or f"sqlite:///{self.data_dir / 'opsbot.sqlite'}"
+
+    @cached_property
+    def uploads_dir(self) -> Path:
+        """Files attached to conversations (logs for RCA)."""
+        return self.data_dir / "uploads"
 
     @cached_property
     def checkpoint_path(self) -> Path:

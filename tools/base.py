@@ -59,6 +59,10 @@ class ToolContext:
     index_dir: Path
     embedding_model: str
     top_k: int = 3
+    uploads_dir: Path | None = None
+    """Where files attached to conversations are saved; file arguments resolve inside it."""
+    loki: Any = None
+    """Loki settings (url, token, limit, timeout) when a Loki is configured."""
 
     @cached_property
     def runbooks(self) -> RunbookIndex:

@@ -21,9 +21,10 @@ _INFRA = {"base", "registry"}
 @lru_cache(maxsize=1)
 def _discover() -> None:
     """Import every tool module of this package and of installed plugins, once."""
-    for module in pkgutil.iter_modules(tools.__path__):
-        if module.name not in _INFRA and not module.name.startswith("_"):
-            importlib.import_module(f"tools.{module.name}")
+    for module in pkgutil.walk_packages(tools.__path__, prefix="tools."):
+        leaf = module.name.rsplit(".", 1)[-1]
+        if module.name.removeprefix("tools.") not in _INFRA and not leaf.startswith("_"):
+            importlib.import_module(module.name)
     for ep in entry_points(group="opsbot.tools"):
         ep.load()
 

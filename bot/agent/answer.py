@@ -23,9 +23,12 @@ class Answer(BaseModel):
     @property
     def headline(self) -> str:
         """One line that is useful with no model: the best evidence, or why there is none."""
-        if self.evidence:
+        if self.evidence and self.evidence[0].kind == "runbook":
             top = self.evidence[0]
             return f"Best match: {top.where} ({top.source})"
+        found = [r.message for r in self.results if r.status == "ok"]
+        if found:  # a tool whose message is its own headline (e.g. log RCA's top finding)
+            return found[0]
         problems = [r.message for r in self.results if r.status in ("error", "no_data")]
         return problems[0] if problems else "I found no evidence for that."
 

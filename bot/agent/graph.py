@@ -51,7 +51,13 @@ async def plan(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, A
             notes.append(describe_failure(exc, ctx.model))
     if state.get("results"):  # the deterministic planner plans one round
         return {"rounds": rounds, "notes": notes}
-    calls = plan_deterministic(request["question"], request.get("context"), request.get("tool"))
+    calls = plan_deterministic(
+        request["question"],
+        request.get("context"),
+        request.get("tool"),
+        request.get("attachments") or [],
+        fresh_attachment=bool(request.get("new_attachments")),
+    )
     return {"messages": [AIMessage("", tool_calls=calls)], "rounds": rounds + 1, "notes": notes}
 
 

@@ -48,21 +48,46 @@ def score_tool(spec: ToolSpec, question: str) -> float:
 
 
 def plan_deterministic(
-    question: str, context: str | None = None, forced_tool: str | None = None
+    question: str,
+    context: str | None = None,
+    forced_tool: str | None = None,
+    attachments: list[str] | None = None,
+    fresh_attachment: bool = False,
 ) -> list[ToolCall]:
-    """Tool calls for a question without a model; ``context`` is the thread's topic."""
+    """Tool calls for a question without a model.
+
+    ``context`` is the thread's topic; ``attachments`` the files attached to the
+    conversation. A tool that takes a ``file`` is chosen only when there is one, and is
+    preferred when a file came with this very message.
+    """
     specs = all_tools()
     if forced_tool:
         best = specs[forced_tool]
     else:
-        askable = [s for s in specs.values() if s.read_only and s.query_arg]
-        best = max(askable, key=lambda s: score_tool(s, question), default=specs[DEFAULT_TOOL])
+        askable = [
+            s
+            for s in specs.values()
+            if s.read_only
+            and s.query_arg
+            and (attachments or "file" not in fields(s))
+            and (not fresh_attachment or "file" in fields(s))
+        ]
+        fallback = askable[0] if fresh_attachment and askable else specs[DEFAULT_TOOL]
+        best = max(askable, key=lambda s: score_tool(s, question), default=fallback)
         if score_tool(best, question) == 0:
-            best = specs[DEFAULT_TOOL]
-    args: dict[str, Any] = {best.query_arg or "query": question}
-    if context and "context" in best.args_schema.model_fields:
+            best = fallback
+    args: dict[str, Any] = {}
+    if attachments and "file" in fields(best):
+        args["file"] = attachments[-1]
+    else:
+        args[best.query_arg or "query"] = question
+    if context and "context" in fields(best):
         args["context"] = context
     return [tool_call(best.name, args)]
+
+
+def fields(spec: ToolSpec) -> dict[str, Any]:
+    return dict(spec.args_schema.model_fields)
 
 
 async def plan_with_model(

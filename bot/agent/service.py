@@ -62,9 +62,13 @@ class Agent:
         user: str,
         source: str,
         tool: str | None = None,
+        attachments: list[str] | None = None,
         on_status: StatusCallback | None = None,
     ) -> Answer | PendingApproval:
         """Answer ``question`` in the conversation ``thread_id``.
+
+        ``attachments`` are files newly attached (names under the uploads folder); the
+        thread remembers earlier ones.
 
         A thread paused for an approval stays paused: the pending request is returned and
         the question is not run, so a reply in the thread never drops an approval.
@@ -73,24 +77,27 @@ class Agent:
             snapshot = await self.graph.aget_state(self._config(thread_id))
             if snapshot.interrupts:
                 return _pending(thread_id, snapshot.interrupts[0].value)
-            return await self._drive(
-                thread_id, self._turn(snapshot, question, user, source, tool), on_status
-            )
+            turn = self._turn(snapshot, question, user, source, tool, attachments or [])
+            return await self._drive(thread_id, turn, on_status)
 
     @staticmethod
     def _turn(
-        snapshot: Any, question: str, user: str, source: str, tool: str | None
+        snapshot: Any, question: str, user: str, source: str, tool: str | None, new: list[str]
     ) -> dict[str, Any]:
-        topic = snapshot.values.get("topic", "") if snapshot.values else ""
+        values = snapshot.values or {}
+        attachments = [*values.get("attachments", []), *new]
         return {
             "messages": [HumanMessage(question)],
             "request": {
                 "question": question,
-                "context": follow_up_context(question, topic),
+                "context": follow_up_context(question, values.get("topic", "")),
                 "user": user,
                 "source": source,
                 "tool": tool,
+                "attachments": attachments,
+                "new_attachments": new,
             },
+            "attachments": attachments,
             "results": [],
             "rounds": 0,
             "answer": None,
@@ -156,6 +163,8 @@ def agent_context(settings: Settings) -> AgentContext:
             index_dir=settings.index_dir,
             embedding_model=settings.index.model,
             top_k=settings.index.top_k,
+            uploads_dir=settings.uploads_dir,
+            loki=settings.loki if settings.loki.url else None,
         ),
         model=make_chat_model(settings.llm),
         assist=settings.llm.assists,

@@ -20,6 +20,8 @@ class Request(TypedDict, total=False):
     user: str  # Slack user id, or the local user name in `opsbot chat`
     source: str  # "slack", "cli", ...
     tool: str | None  # a tool named by a slash command; bypasses planning
+    attachments: list[str]  # names of files attached to the conversation so far
+    new_attachments: list[str]  # those that came with this message
 
 
 class AgentState(TypedDict, total=False):
@@ -43,3 +45,6 @@ class AgentState(TypedDict, total=False):
 
     topic: str
     """The last self-contained question of the thread: gives short follow-ups their context."""
+
+    attachments: list[str]
+    """Files attached to the thread so far (names under the uploads folder)."""

@@ -8,6 +8,17 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.settings import Settings
 from bot.slack.listeners import Services, register_listeners
+from bot.store import Store
+
+
+def services_for(settings: Settings, store: Store | None = None) -> Services:
+    """What the listeners use, from settings; the agent is added when the server starts."""
+    return Services(
+        store=store or Store(settings.database_url),
+        max_concurrent_answers=settings.max_concurrent_answers,
+        bot_token=settings.slack.bot_token.get_secret_value() if settings.slack.bot_token else "",
+        uploads_dir=settings.uploads_dir,
+    )
 
 
 def build_slack_app(settings: Settings, services: Services) -> AsyncApp:

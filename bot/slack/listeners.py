@@ -8,7 +8,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from slack_bolt import BoltResponse
@@ -19,10 +21,15 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.agent.answer import Answer
 from bot.agent.service import Agent, PendingApproval
 from bot.slack import render
+from bot.slack.files import AttachmentError, download, thread_folder
 from bot.store import Store
 
 log = logging.getLogger(__name__)
 MENTION = re.compile(r"<@[A-Z0-9]+>")
+#: Subcommands that start a conversation, and the tool each asks for (None: planned).
+ASKS: dict[str, str | None] = {"ask": None, "rca": "log_rca"}
+#: Message subtypes a person's thread reply can have.
+PEOPLE_SUBTYPES = (None, "file_share", "thread_broadcast")
 
 
 @dataclass
@@ -32,6 +39,8 @@ class Services:
     store: Store
     agent: Agent | None = None
     max_concurrent_answers: int = 4
+    bot_token: str = ""
+    uploads_dir: Path | None = None
     _slots: asyncio.Semaphore | None = None
 
     @property
@@ -75,7 +84,12 @@ def register_listeners(app: AsyncApp, services: Services) -> None:
             await ack(
                 text="Ask me something, e.g. `/ops ask what should I check when pods crash-loop?`"
             )
-        elif sub == "ask":
+        elif sub == "rca" and not rest:
+            await ack(
+                text="Paste log lines after `/ops rca`, or attach a log file in a thread and "
+                "mention me there."
+            )
+        elif sub in ASKS:
             await ack()
         else:
             await ack(text=render.usage_text(sub))
@@ -91,13 +105,14 @@ def register_listeners(app: AsyncApp, services: Services) -> None:
             text=question,
             channel=channel,
         )
-        if sub != "ask" or not question:
+        if sub not in ASKS or not question:
             return
+        shown = question if sub == "ask" else f"a log RCA of {len(question.splitlines())} line(s)"
         try:
             starter = await client.chat_postMessage(
                 channel=channel,
-                text=f"<@{user}> asked: {question}",
-                blocks=render.as_dicts(render.question_blocks(user, question)),
+                text=f"<@{user}> asked: {shown}",
+                blocks=render.as_dicts(render.question_blocks(user, shown)),
             )
         except SlackApiError as exc:
             await respond(
@@ -106,7 +121,9 @@ def register_listeners(app: AsyncApp, services: Services) -> None:
                 response_type="ephemeral",
             )
             return
-        await answer_in_thread(services, client, channel, starter["ts"], question, user)
+        await answer_in_thread(
+            services, client, channel, starter["ts"], question, user, tool=ASKS[sub]
+        )
 
     app.command("/ops")(ack=ack_ops, lazy=[run_ops])
 
@@ -134,7 +151,9 @@ def register_listeners(app: AsyncApp, services: Services) -> None:
                 text="Ask me something, e.g. _what should I check when pods crash-loop?_",
             )
             return
-        await answer_in_thread(services, client, channel, thread_ts, question, user)
+        await answer_in_thread(
+            services, client, channel, thread_ts, question, user, files=event.get("files") or []
+        )
 
     app.event("app_mention")(ack=ack_event, lazy=[on_mention])
 
@@ -143,7 +162,7 @@ def register_listeners(app: AsyncApp, services: Services) -> None:
     ) -> None:
         """A reply in a thread the bot takes part in continues that conversation."""
         thread_ts = event.get("thread_ts")
-        if not thread_ts or event.get("subtype") or event.get("bot_id"):
+        if not thread_ts or event.get("bot_id") or event.get("subtype") not in PEOPLE_SUBTYPES:
             return
         text = event.get("text", "")
         if context.bot_user_id and f"<@{context.bot_user_id}>" in text:
@@ -152,7 +171,8 @@ def register_listeners(app: AsyncApp, services: Services) -> None:
         known = await asyncio.to_thread(
             services.store.has_conversation, channel=channel, thread_ts=thread_ts
         )
-        if not known or not text.strip():
+        files = event.get("files") or []
+        if not known or not (text.strip() or files):
             return
         user = event.get("user", "")
         await asyncio.to_thread(
@@ -164,7 +184,8 @@ def register_listeners(app: AsyncApp, services: Services) -> None:
             channel=channel,
             thread_ts=thread_ts,
         )
-        await answer_in_thread(services, client, channel, thread_ts, text.strip(), user)
+        question = text.strip() or "what do these logs show?"
+        await answer_in_thread(services, client, channel, thread_ts, question, user, files=files)
 
     app.event("message")(ack=ack_event, lazy=[on_message])
 
@@ -176,8 +197,15 @@ async def answer_in_thread(
     thread_ts: str,
     question: str,
     user: str,
+    *,
+    tool: str | None = None,
+    files: list[dict[str, Any]] | None = None,
 ) -> None:
-    """Post a status message in the thread, run the agent, replace the status by the answer."""
+    """Post a status message in the thread, run the agent, replace the status by the answer.
+
+    ``tool`` names a tool a slash command asked for; ``files`` are attached Slack files,
+    downloaded first (a file that cannot be used is reported and the rest goes on).
+    """
     thread_id = await asyncio.to_thread(
         services.store.start_conversation, channel=channel, thread_ts=thread_ts, user=user
     )
@@ -202,11 +230,18 @@ async def answer_in_thread(
 
     try:
         assert services.agent is not None, "the agent starts with the server"
+        attachments = await fetch_attachments(services, files or [], channel, thread_ts, on_status)
         if services.slots.locked():
             await on_status("queued behind other questions…")
         async with services.slots:
             result = await services.agent.ask(
-                thread_id, question, user=user, source="slack", on_status=on_status
+                thread_id,
+                question,
+                user=user,
+                source="slack",
+                tool=tool,
+                attachments=attachments,
+                on_status=on_status,
             )
         if isinstance(result, PendingApproval):
             blocks = render.pending_blocks(result.summary, result.requested_by)
@@ -230,6 +265,33 @@ async def answer_in_thread(
             )
         except SlackApiError:
             log.exception("could not report the failure in %s", thread_id)
+
+
+async def fetch_attachments(
+    services: Services,
+    files: list[dict[str, Any]],
+    channel: str,
+    thread_ts: str,
+    on_status: Callable[[str], Awaitable[None]],
+) -> list[str]:
+    """Download attached files; a file that fails is said in the thread, the rest go on."""
+    if not files or services.uploads_dir is None:
+        return []
+    await on_status(f"downloading {len(files)} attachment(s)…")
+    saved: list[str] = []
+    for file in files:
+        try:
+            saved.append(
+                await download(
+                    file,
+                    token=services.bot_token,
+                    uploads_dir=services.uploads_dir,
+                    folder=thread_folder(channel, thread_ts),
+                )
+            )
+        except AttachmentError as exc:
+            await on_status(str(exc))
+    return saved
 
 
 async def post_answer(

@@ -28,7 +28,11 @@ MAX_CONTEXT_ELEMENTS = 10
 HELP = [
     ("`/ops help`", "this list"),
     ("`/ops ask <question>`", "answer from the team's runbooks, in a new thread"),
-    ("`@opsbot <question>`", "start a conversation in a thread; replies there continue it"),
+    ("`/ops rca <log lines>`", "root-cause analysis of pasted logs, in a new thread"),
+    (
+        "`@opsbot <question>`",
+        "start a conversation in a thread; replies there continue it; attach a log file for an RCA",
+    ),
 ]
 
 

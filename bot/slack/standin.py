@@ -201,6 +201,24 @@ class SlackStandIn:
         with self._cond:
             return dict(self._store(channel, {"text": text, "user": user}, thread_ts, bot=False))
 
+    def add_file(self, name: str, content: bytes, *, user: str = "U0ALICE") -> dict[str, Any]:
+        """A file a person attached: the ``files`` entry Slack puts in the event. Downloading
+        its ``url_private_download`` needs the bot token, as on Slack."""
+        file_id = f"F{next(self._seq):08d}"
+        with self._cond:
+            self._uploads[file_id] = {"filename": name, "length": len(content), "content": content}
+        return {
+            "id": file_id,
+            "name": name,
+            "title": name,
+            "user": user,
+            "size": len(content),
+            "mimetype": "text/plain",
+            "filetype": "text",
+            "url_private": f"{self.root_url}/files/{file_id}/{name}",
+            "url_private_download": f"{self.root_url}/files/{file_id}/download/{name}",
+        }
+
     def response_url(self) -> str:
         """A fresh URL on this server; POSTs to it are recorded as method ``response_url``."""
         return f"{self.root_url}/response/{uuid.uuid4().hex}"
@@ -229,6 +247,16 @@ class SlackStandIn:
                     upload["content"] = content or b""
                 status = 200 if upload is not None else 404
                 reply = f"OK - {len(content or b'')}".encode()
+            elif kind == "files":
+                method = "files.download"
+                upload = self._uploads.get(url.path.split("/")[2])
+                authorised = self.token is None or headers.get("authorization") == (
+                    f"Bearer {self.token}"
+                )
+                if upload is None or not authorised:
+                    status, reply = (404 if upload is None else 403), b"not found"
+                else:
+                    reply = upload.get("content") or b""
             else:
                 method = "response_url" if kind == "response" else "unknown"
                 status, reply = (200, b"ok") if kind == "response" else (404, b"not found")
@@ -238,7 +266,8 @@ class SlackStandIn:
         if self.on_call is not None:
             self.on_call(call)
         req.send_response(status)
-        req.send_header("Content-Type", "application/json" if kind == "api" else "text/plain")
+        ctype_out = {"api": "application/json", "files": "application/octet-stream"}
+        req.send_header("Content-Type", ctype_out.get(kind, "text/plain"))
         req.send_header("Content-Length", str(len(reply)))
         req.end_headers()
         req.wfile.write(reply)

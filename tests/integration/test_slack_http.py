@@ -170,3 +170,50 @@ def test_a_model_that_is_down_is_noted_and_the_evidence_answer_arrives(
     blocks = json.dumps(answer.params["blocks"])
     assert "kubernetes/PodCrashLooping.md" in blocks
     assert "is unavailable" in blocks
+
+
+def crash_log() -> bytes:
+    normal = [
+        f"2026-11-23 10:{i // 60:02d}:{i % 60:02d},120 INFO checkout.api: "
+        f"served order {i} in {i % 9} ms"
+        for i in range(300)
+    ]
+    broken = [
+        f"2026-11-23 10:07:{i:02d},500 ERROR checkout.db: connection pool exhausted after 30 s"
+        for i in range(40)
+    ]
+    return ("\n".join(normal[:200] + broken + normal[200:]) + "\n").encode()
+
+
+def test_a_log_file_attached_in_a_thread_gets_an_rca(
+    bot: SignedSender, standin: SlackStandIn
+) -> None:
+    root = "1700000400.000100"
+    file = standin.add_file("checkout.log", crash_log())
+    event = {**mention("why is checkout failing? logs attached", root), "files": [file]}
+    bot.event(event)
+    answer = standin.wait_for(
+        "chat.update", lambda c: "Top finding" in c.params.get("text", ""), timeout=90
+    )
+    blocks = json.dumps(answer.params["blocks"])
+    assert "connection pool exhausted" in blocks
+    downloads = standin.calls_to("files.download")
+    assert len(downloads) == 1 and downloads[0].headers["authorization"] == f"Bearer {TOKEN}"
+    statuses = [c.params["text"] for c in standin.calls_to("chat.update")]
+    assert "analysing logs…" in statuses
+
+
+def test_rca_of_pasted_lines_and_bad_attachments(bot: SignedSender, standin: SlackStandIn) -> None:
+    assert "Paste log lines" in bot.slash_command("rca").text
+    bot.slash_command("rca " + crash_log().decode())
+    answer = standin.wait_for(
+        "chat.update", lambda c: "Top finding" in c.params.get("text", ""), timeout=90
+    )
+    assert "connection pool exhausted" in json.dumps(answer.params["blocks"])
+    standin.clear()
+    binary = standin.add_file("core.dump", b"\x7fELF\x00\x00" * 500)
+    bot.event({**mention("what happened?", "1700000500.000100"), "files": [binary]})
+    failed = standin.wait_for(
+        "chat.update", lambda c: "looks binary" in json.dumps(c.params.get("blocks")), timeout=60
+    )
+    assert failed.params["channel"] == "C0OPS"

@@ -1,0 +1,94 @@
+"""How often log RCA ranks an injected incident template first.
+
+Incidents are built from the shared Loghub samples (real lines, real templates): for each
+system, a template that is rare in the sample is chosen; the system's other lines are
+split at random into a baseline window and an incident window (kept in log order); the
+chosen template's real lines are injected into the incident window as a burst. A hit is
+when finding 1's example lines all carry the injected template's ground-truth EventId.
+
+Writes bench/results/rca_ranking.json.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+import time
+from collections import Counter
+from pathlib import Path
+
+from tools.logs.rca import analyse
+from tools.logs.sources import LogSource
+
+ROOT = Path(__file__).resolve().parents[1]
+LOGHUB = ROOT.parent / "shared" / "data" / "loghub"
+SYSTEMS = ("HDFS", "Hadoop", "Spark", "Zookeeper", "BGL", "HPC", "Thunderbird", "OpenStack")
+INCIDENTS_PER_SYSTEM = 6
+BURST = (10, 40)  # lines of the injected template
+RARE = (1, 40)  # occurrences in the 2k sample for a template to be a candidate
+
+
+def load(system: str) -> list[tuple[str, str]]:
+    """(raw line, EventId) for each of the system's 2k lines, in order."""
+    folder = LOGHUB / system
+    raw = (folder / f"{system}_2k.log").read_text(encoding="utf-8", errors="replace").splitlines()
+    with (folder / f"{system}_2k.log_structured.csv").open(encoding="utf-8") as fh:
+        events = [row["EventId"] for row in csv.DictReader(fh)]
+    return list(zip(raw, events, strict=True))
+
+
+def incident(
+    lines: list[tuple[str, str]], target: str, rng: random.Random
+) -> tuple[list[str], list[str]]:
+    others = [(i, line) for i, (line, event) in enumerate(lines) if event != target]
+    pool = [line for line, event in lines if event == target]
+    rng.shuffle(others)
+    half = len(others) // 2
+    baseline = [line for _, line in sorted(others[:half])]
+    window = [line for _, line in sorted(others[half:])]
+    burst = [rng.choice(pool) for _ in range(rng.randint(*BURST))]
+    at = rng.randint(len(window) // 4, 3 * len(window) // 4)
+    return baseline, window[:at] + burst + window[at:]
+
+
+def source(name: str, lines: list[str]) -> LogSource:
+    return LogSource(name=name, open_lines=lambda: iter(lines))
+
+
+def main() -> None:
+    rng = random.Random(20261123)
+    per_system: dict[str, dict[str, float]] = {}
+    total = hits = 0
+    started = time.perf_counter()
+    for system in SYSTEMS:
+        lines = load(system)
+        event_of = {}
+        for line, event in lines:
+            event_of.setdefault(line, event)
+        counts = Counter(event for _, event in lines)
+        candidates = sorted(e for e, n in counts.items() if RARE[0] <= n <= RARE[1])
+        chosen = rng.sample(candidates, min(INCIDENTS_PER_SYSTEM, len(candidates)))
+        system_hits = 0
+        for target in chosen:
+            baseline, window = incident(lines, target, rng)
+            report = analyse(source("incident", window), source("baseline", baseline))
+            top = report.findings[0].finding if report.findings else None
+            hit = top is not None and all(event_of.get(ex) == target for ex in top.examples)
+            system_hits += hit
+        per_system[system] = {"incidents": len(chosen), "top1": round(system_hits / len(chosen), 3)}
+        total += len(chosen)
+        hits += system_hits
+    results = {
+        "incidents": total,
+        "top1_rate": round(hits / total, 3),
+        "per_system": per_system,
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    out = ROOT / "bench" / "results" / "rca_ranking.json"
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Logs: header parsing, template mining, window comparison, RCA reports, sources."""
