@@ -102,9 +102,9 @@ def split_header(line: str) -> tuple[str, datetime | None, str | None]:
             end + 1 < len(tokens)
             and "." in tokens[end]
             and _LOGGER.match(tokens[end])
-            and tokens[end + 1].startswith(("[", "-"))
+            and tokens[end + 1].startswith("[")
         ):
-            end += 1  # `nova.api.server [req-...]`: the logger; the request context stays
+            end += 2  # `nova.api.server [req-... user project]`: logger and request context
         while end < len(tokens) and tokens[end] == "-":
             end += 1
     else:
