@@ -1,11 +1,14 @@
-"""Benchmarks for the foundation: Slack ack latency under load, time to status and answer,
-and the cold start of `opsbot chat --once`. Writes bench/results/foundation.json.
+"""`make bench`: every benchmark, each writing its JSON to bench/results/.
 
-Run with `make bench`. Figures are for this machine; they are not tests.
+This module's own: Slack ack latency under load, time to status and answer, and the cold
+start of `opsbot chat --once` (foundation.json). Then the other bench modules in
+``BENCHES``. Figures are for this machine; they are not tests.
 """
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import json
 import multiprocessing
 import os
@@ -144,7 +147,20 @@ def demo_cold_start(env: dict[str, str], runs: int = 3) -> dict[str, float]:
     return {"runs": runs, "chat_once_cold_s_median": round(statistics.median(times), 2)}
 
 
+#: Other benchmark modules, each with a main() that writes its own results file.
+BENCHES = ("bench.retrieval", "bench.log_grouping", "bench.rca_ranking")
+
+
 def main() -> None:
+    foundation()
+    for name in BENCHES:
+        if importlib.util.find_spec(name) is None:
+            continue
+        print(f"\n== {name}", flush=True)
+        importlib.import_module(name).main()
+
+
+def foundation() -> None:
     work = Path(tempfile.mkdtemp(prefix="opsbot-bench-"))
     try:
         with SlackStandIn(token=TOKEN) as standin:

@@ -50,6 +50,8 @@ class ToolResult(BaseModel):
     status: Status
     message: str
     evidence: list[Evidence] = Field(default_factory=list)
+    report: str | None = None
+    """A long report (Markdown) that the thread gets as an attached file."""
 
 
 @dataclass

@@ -99,7 +99,7 @@ async def run_tools(state: AgentState, runtime: Runtime[AgentContext]) -> dict[s
         results.append(result)
         messages.append(
             ToolMessage(
-                content=json.dumps(result.model_dump(exclude_none=True))[:8000],
+                content=json.dumps(result.model_dump(exclude_none=True, exclude={"report"}))[:8000],
                 tool_call_id=call["id"] or "",
                 name=call["name"],
                 status="error" if result.status == "error" else "success",

@@ -306,6 +306,15 @@ async def post_answer(
         await client.chat_postMessage(
             channel=channel, thread_ts=thread_ts, text=answer.headline, blocks=render.as_dicts(page)
         )
+    for result in answer.results:
+        if result.report:  # the whole evidence, as a file in the thread
+            await client.files_upload_v2(
+                channel=channel,
+                thread_ts=thread_ts,
+                content=result.report.encode(),
+                filename=f"{result.tool}-report.md",
+                title=f"{result.tool} report",
+            )
 
 
 __all__ = ["Services", "answer_in_thread", "parse_command", "register_listeners"]

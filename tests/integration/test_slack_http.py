@@ -201,6 +201,10 @@ def test_a_log_file_attached_in_a_thread_gets_an_rca(
     assert len(downloads) == 1 and downloads[0].headers["authorization"] == f"Bearer {TOKEN}"
     statuses = [c.params["text"] for c in standin.calls_to("chat.update")]
     assert "analysing logs…" in statuses
+    complete = standin.wait_for("files.completeUploadExternal", timeout=30)
+    assert complete.params["thread_ts"] == root
+    uploaded = standin.calls_to("files.upload")[0].content or b""
+    assert uploaded.startswith(b"# Log RCA") and b"connection pool exhausted" in uploaded
 
 
 def test_rca_of_pasted_lines_and_bad_attachments(bot: SignedSender, standin: SlackStandIn) -> None:

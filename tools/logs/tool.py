@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 from knowledge.index import IndexMismatchError, IndexMissingError, SearchHit
 from tools.base import Evidence, ToolContext, ToolError, ToolResult, register
 from tools.logs.loki import loki_source
-from tools.logs.rca import RcaReport, RunbookLookup, analyse
+from tools.logs.rca import RcaReport, RunbookLookup, analyse, to_markdown
 from tools.logs.sources import LogSource, file_source, text_source
 
 
@@ -121,4 +121,5 @@ def log_rca(args: LogRcaInput, ctx: ToolContext) -> ToolResult:
         status="ok",
         message=report.headline,
         evidence=report_evidence(report),
+        report=to_markdown(report),
     )
