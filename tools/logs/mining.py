@@ -1,88 +1,179 @@
-"""Log template mining with drain3, configured once for every source.
+"""Log template mining: generic variable masking, then drain3, one configuration for every
+source.
 
-Variables are masked before clustering (typed masks: ``<IP>``, ``<NUM>``, ``<HEX>``,
-``<UUID>``, ``<PATH>``, ...), so lines that differ only in values share a template;
-headers are stripped by ``headers.split_header`` unless the input is content only.
+Masking does most of the work. Every whitespace token that holds a variable becomes
+``<*>``: a token with a digit (numbers, hex, IPs, UUIDs, ids such as ``blk_-123`` or
+``node-7``, durations such as ``12ms``, versions), a URL, a path, a dotted name (host,
+package, class), a MAC or IPv6 address, the value of ``key=value``, a month or weekday
+name. Brackets, quotes, trailing punctuation and ``key=``/``key:`` prefixes around the
+value are kept (``(HWID=1973),`` becomes ``(HWID=<*>),``). Runs of masks are then folded
+into one, with the units and time zones that follow them (``5.2 KB``, ``Thu Aug 4
+15:29:45 PDT 2005``, ``3 4 5 6``), so lists and values of any length give one template.
+
+What is left after masking is nearly all constant text, so drain3 clusters with a high
+similarity threshold: a line joins a template only when at least ``SIMILARITY`` of its
+tokens match it (masks match masks), i.e. at most one differing word in twenty. Lower
+thresholds merge templates that differ by one constant word (``VM Paused`` /
+``VM Resumed``); variables that are plain words (user names) can split a template.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections import Counter, defaultdict
+from collections.abc import Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from drain3 import TemplateMiner
+from drain3.drain import LogCluster
 from drain3.template_miner_config import TemplateMinerConfig
 
-from tools.logs.headers import split_header
+from tools.logs.headers import MONTHS, split_header
 
-#: (regex, mask) applied in order; each regex is bounded so it cannot eat whole words.
-MASKS: list[tuple[str, str]] = [
-    (r"[a-zA-Z][a-zA-Z0-9+.\-]*://[^\s,;\"'<>]+", "URL"),
-    (r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b", "UUID"),
-    (r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?::\d+)?(?![\w.])", "IP"),
-    (r"(?<![\w:])(?:[0-9a-fA-F]{1,4}:){3,7}[0-9a-fA-F]{1,4}(?![\w:])", "IP"),
-    (r"(?<![\w/])(?:/[\w.\-@:]+){2,}/?", "PATH"),
-    (r"\b(?:0x)?[0-9a-fA-F]{16,}\b|\b0x[0-9a-fA-F]+\b", "HEX"),
-    (r"\b\d+(?:\.\d+)?(?:ms|us|µs|ns|s|sec|secs|m|min|mins|h|hrs?)\b", "DURATION"),
-    (r"\b\d+(?:\.\d+)?\s?(?:[KMGT]i?B|bytes|[KMGT])\b", "SIZE"),
-    (r"(?<=[=:])-?\d+(?:\.\d+)?\b", "NUM"),
-    (r"(?<![\w.\-])[-+]?\d+(?:\.\d+)?(?![\w.])", "NUM"),
-    (r"(?<=_)-?\d+\b", "NUM"),  # blk_-123, attempt_123_0001
-]
-#: Two lines join a cluster when at least this share of their tokens match.
-SIMILARITY = 0.5
+MASK = "<*>"
+#: A line joins a template when at least this share of its tokens match the template.
+SIMILARITY = 0.95
+#: drain3 prefix-tree depth: token count, then the first token, then the clusters.
 TREE_DEPTH = 4
-MAX_CLUSTERS = 10_000  # bounded memory on endless input (least recently used are dropped)
+#: Templates kept; past this the least recently used is dropped (bounded memory).
+MAX_CLUSTERS = 20_000
+#: Distinct tokens whose masked form is remembered; the cache is emptied when full.
+TOKEN_CACHE_SIZE = 100_000
+#: Distinct masked messages whose template is remembered (most lines repeat a masked
+#: message exactly, and then skip drain3); emptied when full.
+MESSAGE_CACHE_SIZE = 50_000
+#: drain3 marks the positions it generalises itself with this (shown as ``<*>``): it must
+#: differ from MASK, since drain3 does not count its own wildcards as matching tokens.
+_DRAIN_WILDCARD = "<**>"
+
+_DIGIT = re.compile(r"\d")
+#: Tokens that are variables without holding a digit.
+_SHAPE = re.compile(
+    r"""
+      [a-zA-Z][a-zA-Z0-9+.\-]*://\S+                          # URL
+    | \.{0,2}/\S*                                             # /abs, ./rel, ../rel path
+    | [\w.\-]+(?:/[\w.\-]*){2,}                               # a/b/c path
+    | [A-Za-z][\w\-]*(?:\.[\w\-]+){2,}(?:\$[\w\-]+)?(?::\w+)? # host, package.Class$Inner
+    | [0-9a-fA-F]*::[0-9a-fA-F:]*                             # IPv6 with ::
+    | (?:[0-9A-Fa-f]{2}[:-]){3,}[0-9A-Fa-f]{2}                # MAC, hex groups
+    | [a-fA-F]{8,}                                            # hex without digits
+    """,
+    re.VERBOSE,
+)
+_HEX_GROUPS = re.compile(r"(?:[0-9A-Fa-f]{2}[:-]){3,}[0-9A-Fa-f]{2}")
+_KEY = re.compile(r"([A-Za-z_][A-Za-z_.\-]*[=:])(.+)")
+_PAIRS = {"(": ")", "[": "]", "{": "}", '"': '"', "'": "'"}
+_CLOSERS = {close: open_ for open_, close in _PAIRS.items()}
+_TRAILING = ",;:."
+_EDGE_END = frozenset(_TRAILING) | frozenset(_CLOSERS)
+_DATE_WORDS = frozenset((
+    *MONTHS, "January", "February", "March", "April", "June", "July", "August", "September",
+    "October", "November", "December", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun",
+    "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday",
+))  # fmt: skip
+_UNITS = (
+    "B", "KB", "MB", "GB", "TB", "PB", "KiB", "MiB", "GiB", "TiB", "kB", "bytes",
+    "ms", "us", "µs", "ns", "s", "sec", "secs", "seconds", "min", "mins", "minutes", "h", "hrs",
+    "hours", "UTC", "GMT", "PST", "PDT", "EST", "EDT", "CST", "CDT", "MST", "MDT", "CET", "CEST",
+    "BST", "IST", "JST",
+)  # fmt: skip
+#: A mask followed by more masks (``, `` or space apart) or by units and zones: one mask.
+_FOLD = re.compile(rf"<\*>(?:[,;]? (?:<\*>|(?:{'|'.join(_UNITS)})(?![\w.\-/])))+")
+
+
+def _mask_core(core: str) -> str:
+    """A token stripped of brackets and punctuation, masked if it is a variable."""
+    if core in _DATE_WORDS or _SHAPE.fullmatch(core):
+        return MASK
+    if ("=" in core or ":" in core) and not _HEX_GROUPS.fullmatch(core):
+        key = _KEY.fullmatch(core)
+        if key:
+            head, value = key.groups()
+            if head[-1] == "=" and value[0] not in "\"'":
+                return head + MASK
+            inner = _mask_core(value)
+            if inner != value:
+                return head + inner
+    return MASK if _DIGIT.search(core) else core
+
+
+def mask_token(token: str) -> str:
+    """``token`` with its variable part masked; enclosing brackets or quotes, trailing
+    punctuation and a ``key=`` prefix are kept."""
+    if token[0] not in _PAIRS and token[-1] not in _EDGE_END:
+        return _mask_core(token)
+    core = token.lstrip("([{\"'")
+    lead = token[: len(token) - len(core)]
+    stripped = core.rstrip(_TRAILING)
+    trail, core = core[len(stripped) :], stripped
+    for opener in reversed(lead):  # closers matching the leading openers
+        if not core or core[-1] != _PAIRS[opener]:
+            break
+        trail, core = core[-1] + trail, core[:-1]
+    while core and core[-1] in _CLOSERS:  # a closer the core does not open
+        close, opener = core[-1], _CLOSERS[core[-1]]
+        balanced = (
+            core.count(opener) % 2 == 0
+            if opener == close
+            else core.count(opener) >= core.count(close)
+        )
+        if balanced:
+            break
+        trail, core = close + trail, core[:-1]
+    if not core:
+        return token
+    masked = _mask_core(core)
+    return token if masked == core else lead + masked + trail
+
+
+class Masker:
+    """Masks the variables of log messages; remembers the masked form of recent tokens."""
+
+    def __init__(self, cache_size: int = TOKEN_CACHE_SIZE) -> None:
+        self._cache: dict[str, str] = {}
+        self._cache_size = cache_size
+
+    def _miss(self, token: str) -> str:
+        masked = mask_token(token)
+        if len(self._cache) >= self._cache_size:
+            self._cache.clear()
+        self._cache[token] = masked
+        return masked
+
+    def mask(self, text: str) -> str:
+        get = self._cache.get
+        masked = " ".join([get(token) or self._miss(token) for token in text.split()])
+        return _FOLD.sub(MASK, masked) if MASK in masked else masked
+
+
+def mask(text: str) -> str:
+    """``text`` with its variables replaced by ``<*>`` (whitespace normalised)."""
+    return Masker(cache_size=0).mask(text)
 
 
 @dataclass(frozen=True)
 class ParsedLine:
-    raw: str
-    content: str
+    raw: str  # the input line (without trailing newline)
+    content: str  # the message after the header was stripped
     template_id: int
-    template: str
-    timestamp: datetime | None
-    level: str | None
-
-
-#: All masks in one alternation: one regex pass a line instead of one per mask.
-_MASK = re.compile("|".join(f"(?P<{name}_{i}>{rx})" for i, (rx, name) in enumerate(MASKS)))
-
-
-def _mask_of(match: re.Match[str]) -> str:
-    return f"<{(match.lastgroup or 'NUM').rsplit('_', 1)[0]}>"
-
-
-_MAYBE_VARIABLE = re.compile(r"[\d/:]")
-
-
-def mask(text: str) -> str:
-    """``text`` with its variables replaced by typed masks.
-
-    Token by token: a token without a digit, slash or colon holds no variable, and most
-    tokens are words, so the (costly) mask regex runs on few, short strings.
-    """
-    return " ".join(
-        _MASK.sub(_mask_of, token) if _MAYBE_VARIABLE.search(token) else token
-        for token in text.split()
-    )
+    template: str  # with <*> for variables; the template when this line was parsed
+    timestamp: datetime | None  # from the header when one was recognised
+    level: str | None  # normalised: DEBUG/INFO/WARN/ERROR/FATAL/... when recognised
 
 
 def miner_config() -> TemplateMinerConfig:
+    """drain3 settings: masking is done before drain3 (see ``Masker``)."""
     config = TemplateMinerConfig()
-    config.masking_instructions = []  # masking is done once, in `mask`
+    config.masking_instructions = []
+    config.mask_prefix, config.mask_suffix = "<*", ">"  # drain3's own wildcard: <**>
     config.drain_sim_th = SIMILARITY
     config.drain_depth = TREE_DEPTH
     config.drain_max_clusters = MAX_CLUSTERS
+    config.drain_extra_delimiters = []
     config.parametrize_numeric_tokens = True
-    config.drain_extra_delimiters = ["="]
     config.profiling_enabled = False
     return config
-
-
-_SPACES = re.compile(r"\s+")
 
 
 class LogParser:
@@ -90,7 +181,23 @@ class LogParser:
 
     def __init__(self, *, content_only: bool = False) -> None:
         self.content_only = content_only
+        self._masker = Masker()
         self._miner = TemplateMiner(config=miner_config())
+        self._known: dict[str, LogCluster] = {}
+
+    def _cluster(self, message: str) -> LogCluster:
+        """The template of a masked message: drain3's, remembered for exact repeats."""
+        cluster = self._known.get(message)
+        if cluster is not None:
+            return cluster
+        drain = self._miner.drain
+        cluster, change = drain.add_log_message(message)
+        if len(self._known) >= MESSAGE_CACHE_SIZE or (
+            change == "cluster_created" and len(drain.id_to_cluster) >= MAX_CLUSTERS
+        ):
+            self._known.clear()  # full, or drain3 may have dropped a remembered template
+        self._known[message] = cluster
+        return cluster
 
     def parse(self, line: str) -> ParsedLine:
         raw = line.rstrip("\r\n")
@@ -98,25 +205,50 @@ class LogParser:
             content, timestamp, level = raw.strip(), None, None
         else:
             content, timestamp, level = split_header(raw)
-        message = _SPACES.sub(" ", mask(content)).strip() or "<empty>"
-        result = self._miner.add_log_message(message)
+        cluster = self._cluster(self._masker.mask(content))
         return ParsedLine(
             raw=raw,
             content=content,
-            template_id=int(result["cluster_id"]),
-            template=str(result["template_mined"]),
+            template_id=cluster.cluster_id,
+            template=_shown(cluster.get_template()),
             timestamp=timestamp,
             level=level,
         )
 
     def parse_lines(self, lines: Iterable[str]) -> Iterator[ParsedLine]:
-        """Parse a stream lazily: memory is bounded by the number of clusters, not lines."""
+        """Parse a stream lazily: memory is bounded by the number of templates (at most
+        ``MAX_CLUSTERS``), not by the number of lines."""
         for line in lines:
             yield self.parse(line)
 
     def templates(self) -> dict[int, str]:
-        """Each cluster's final template (templates generalise as more lines arrive)."""
-        return {c.cluster_id: c.get_template() for c in self._miner.drain.clusters}
+        """Each template's current text (templates generalise as more lines arrive)."""
+        return {c.cluster_id: _shown(c.get_template()) for c in self._miner.drain.clusters}
 
     def template_of(self, template_id: int) -> str:
-        return self.templates().get(template_id, "")
+        """The current text of a template, or ``""`` for an unknown (or dropped) id."""
+        cluster = self._miner.drain.id_to_cluster.get(template_id)
+        return _shown(cluster.get_template()) if cluster is not None else ""
+
+
+def _shown(template: str) -> str:
+    return template.replace(_DRAIN_WILDCARD, MASK)
+
+
+def grouping_accuracy(predicted: Sequence[Hashable], truth: Sequence[Hashable]) -> float:
+    """Share of lines whose predicted group (same template id) holds exactly the lines
+    of their true group (Zhu et al., ICSE-SEIP 2019)."""
+    if len(predicted) != len(truth):
+        raise ValueError("predicted and truth must have the same length")
+    if not truth:
+        return 1.0
+    groups: defaultdict[Hashable, list[int]] = defaultdict(list)
+    for i, group in enumerate(predicted):
+        groups[group].append(i)
+    true_sizes = Counter(truth)
+    correct = 0
+    for members in groups.values():
+        labels = {truth[i] for i in members}
+        if len(labels) == 1 and true_sizes[truth[members[0]]] == len(members):
+            correct += len(members)
+    return correct / len(truth)

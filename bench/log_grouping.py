@@ -1,0 +1,187 @@
+"""Grouping accuracy, throughput and streaming memory of log template mining.
+
+For each of the 8 Loghub systems in the shared data, the ``Content`` column of
+``<System>_2k.log_structured.csv`` is mined by (a) drain3 with its default configuration
+(``TemplateMiner()``, no config file) and (b) our ``LogParser(content_only=True)``, one
+configuration for every system; lines are grouped by template id (final clusters) and
+scored against the ground-truth ``EventId``. Throughput is measured on the same input in
+the same run (best of several interleaved rounds). Memory: 1,000,000 raw lines (the 8
+systems' raw lines, repeated) streamed through ``parse_lines`` with header parsing, in a
+fresh process. Our parser is also scored on the raw lines, headers included.
+
+Writes bench/results/log_grouping.json.
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+import logging
+import multiprocessing
+import os
+import platform
+import resource
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from drain3 import TemplateMiner
+
+from tools.logs import mining
+from tools.logs.mining import LogParser, grouping_accuracy
+
+ROOT = Path(__file__).resolve().parents[1]
+LOGHUB = ROOT.parent / "shared" / "data" / "loghub"
+OUT = ROOT / "bench" / "results" / "log_grouping.json"
+SYSTEMS = ("HDFS", "Hadoop", "Spark", "Zookeeper", "BGL", "HPC", "Thunderbird", "OpenStack")
+ROUNDS = 5
+STREAM_LINES = 1_000_000
+CHECKPOINT = 250_000
+
+
+def load(system: str) -> tuple[list[str], list[str], list[str]]:
+    """(raw lines, Content, EventId) of a system's 2k sample."""
+    folder = LOGHUB / system
+    raw = (folder / f"{system}_2k.log").read_text(encoding="utf-8", errors="replace")
+    with (folder / f"{system}_2k.log_structured.csv").open(encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    return raw.splitlines(), [r["Content"] for r in rows], [r["EventId"] for r in rows]
+
+
+def drain3_default_ids(lines: list[str]) -> list[int]:
+    miner = TemplateMiner()
+    return [miner.add_log_message(line)["cluster_id"] for line in lines]
+
+
+def our_ids(lines: list[str], *, content_only: bool = True) -> list[int]:
+    parser = LogParser(content_only=content_only)
+    return [parsed.template_id for parsed in parser.parse_lines(lines)]
+
+
+def throughput(runs: dict[str, Callable[[], object]], lines: int) -> dict[str, float]:
+    """Lines per second of each run, best of ROUNDS interleaved rounds."""
+    best = dict.fromkeys(runs, float("inf"))
+    for _ in range(ROUNDS):
+        for name, run in runs.items():
+            start = time.perf_counter()
+            run()
+            best[name] = min(best[name], time.perf_counter() - start)
+    return {name: round(lines / seconds) for name, seconds in best.items()}
+
+
+def rss_mib() -> float | None:
+    """Resident memory now (Linux ``/proc``), MiB."""
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+    return round(pages * os.sysconf("SC_PAGE_SIZE") / 2**20, 1)
+
+
+def stream_memory(raw: list[str]) -> dict[str, Any]:
+    """Runs in a fresh process: stream STREAM_LINES raw lines through parse_lines."""
+    parser = LogParser()
+    before = rss_mib()
+    checkpoints = []
+    start = time.perf_counter()
+    lines = itertools.islice(itertools.cycle(raw), STREAM_LINES)
+    for n, _ in enumerate(parser.parse_lines(lines), 1):
+        if n % CHECKPOINT == 0:
+            checkpoints.append(
+                {"lines": n, "rss_mib": rss_mib(), "templates": len(parser.templates())}
+            )
+    seconds = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    return {
+        "lines": STREAM_LINES,
+        "content_only": False,
+        "seconds": round(seconds, 1),
+        "lines_per_s": round(STREAM_LINES / seconds),
+        "rss_before_parsing_mib": before,
+        "peak_rss_mib": round(peak, 1),
+        "growth_while_parsing_mib": round(peak - before, 1) if before is not None else None,
+        "checkpoints": checkpoints,
+    }
+
+
+def main() -> None:
+    logging.getLogger("drain3").setLevel(logging.ERROR)  # "config file not found" per miner
+    if (Path.cwd() / "drain3.ini").exists():
+        raise SystemExit("a drain3.ini in the working directory would change drain3's defaults")
+    data = {system: load(system) for system in SYSTEMS}
+    accuracy: dict[str, dict[str, float]] = {}
+    for system, (raw, content, events) in data.items():
+        accuracy[system] = {
+            "drain3_default": round(grouping_accuracy(drain3_default_ids(content), events), 4),
+            "ours": round(grouping_accuracy(our_ids(content), events), 4),
+            "ours_raw_lines": round(grouping_accuracy(our_ids(raw, content_only=False), events), 4),
+        }
+    means = {
+        key: round(sum(row[key] for row in accuracy.values()) / len(accuracy), 4)
+        for key in ("drain3_default", "ours", "ours_raw_lines")
+    }
+    contents = [c for _, content, _ in data.values() for c in content]
+    raws = [line for raw, _, _ in data.values() for line in raw]
+    speed = throughput(
+        {
+            "drain3_default": lambda: [drain3_default_ids(c) for _, c, _ in data.values()],
+            "ours": lambda: [our_ids(c) for _, c, _ in data.values()],
+            "ours_raw_lines": lambda: [our_ids(r, content_only=False) for r, _, _ in data.values()],
+        },
+        len(contents),
+    )
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        memory = pool.apply(stream_memory, (raws,))
+    results = {
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "data": "Loghub 2k samples, 8 systems, 16,000 lines; Content column, truth EventId",
+        "grouping_accuracy": accuracy,
+        "mean": means,
+        "throughput_lines_per_s": speed,
+        "throughput_ratio_ours_to_drain3_default": round(
+            speed["ours"] / speed["drain3_default"], 3
+        ),
+        "stream_1m_raw_lines": memory,
+        "configuration": {
+            "similarity": mining.SIMILARITY,
+            "tree_depth": mining.TREE_DEPTH,
+            "max_clusters": mining.MAX_CLUSTERS,
+            "token_cache": mining.TOKEN_CACHE_SIZE,
+            "message_cache": mining.MESSAGE_CACHE_SIZE,
+        },
+    }
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps(results, indent=2) + "\n")
+    print_table(results)
+
+
+def print_table(results: dict[str, Any]) -> None:
+    print(f"{'system':<12} {'drain3 default':>15} {'ours':>8} {'ours (raw)':>11}")
+    for system, row in results["grouping_accuracy"].items():
+        print(
+            f"{system:<12} {row['drain3_default']:>15.3f} {row['ours']:>8.3f} "
+            f"{row['ours_raw_lines']:>11.3f}"
+        )
+    mean = results["mean"]
+    print(
+        f"{'mean':<12} {mean['drain3_default']:>15.3f} {mean['ours']:>8.3f} "
+        f"{mean['ours_raw_lines']:>11.3f}"
+    )
+    speed = results["throughput_lines_per_s"]
+    print(
+        f"lines/s: drain3 default {speed['drain3_default']:,}, ours {speed['ours']:,} "
+        f"(ratio {results['throughput_ratio_ours_to_drain3_default']}), "
+        f"ours on raw lines {speed['ours_raw_lines']:,}"
+    )
+    memory = results["stream_1m_raw_lines"]
+    print(
+        f"1M raw lines streamed: {memory['seconds']} s, peak RSS {memory['peak_rss_mib']} MiB "
+        f"({memory['growth_while_parsing_mib']} MiB growth while parsing), templates "
+        f"{[c['templates'] for c in memory['checkpoints']]}"
+    )
+
+
+if __name__ == "__main__":
+    main()
