@@ -76,11 +76,9 @@ def plan_deterministic(
         best = max(askable, key=lambda s: score_tool(s, question), default=fallback)
         if score_tool(best, question) == 0:
             best = fallback
-    args: dict[str, Any] = {}
+    args: dict[str, Any] = {best.query_arg or "query": question}
     if attachments and "file" in fields(best):
-        args["file"] = attachments[-1]
-    else:
-        args[best.query_arg or "query"] = question
+        args["file"] = attachments[-1]  # a tool that reads a file prefers it to the text
     if context and "context" in fields(best):
         args["context"] = context
     return [tool_call(best.name, args)]

@@ -13,6 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from bot.agent.answer import Answer
+from bot.agent.service import open_agent
+from bot.settings import Settings
 from tests.conftest import SHARED_DATA
 from tools.base import ToolContext
 from tools.logs.analysis import g_statistic
@@ -209,3 +212,27 @@ def test_loki_errors_and_outages_are_clear(loki: str) -> None:
         FakeLoki.mode = "ok"
     with pytest.raises(LogInputError, match="unreachable"):
         loki_source("http://127.0.0.1:9", '{app="x"}')
+
+
+async def test_a_follow_up_shows_the_lines_behind_a_finding(
+    bgl_incident: tuple[Path, Path], settings: Settings
+) -> None:
+    incident, _ = bgl_incident
+    (settings.uploads_dir / "t1").mkdir(parents=True)
+    (settings.uploads_dir / "t1" / "bgl.log").write_bytes(incident.read_bytes())
+    async with open_agent(settings) as agent:
+        first = await agent.ask(
+            "rca", "what went wrong?", user="u", source="test", attachments=["t1/bgl.log"]
+        )
+        assert isinstance(first, Answer) and first.results[0].tool == "log_rca"
+        f2 = [e for e in first.evidence if e.kind == "log"][1]
+        assert f2.title.startswith("F2")
+        lines = await agent.ask(
+            "rca", "show me the lines behind finding 2", user="u", source="test"
+        )
+    assert isinstance(lines, Answer) and lines.results[0].tool == "rca_lines"
+    assert lines.evidence[0].section == f2.section  # the same template
+    shown = lines.evidence[0].text.splitlines()
+    assert shown[:3] == f2.text.splitlines()  # the RCA's examples, then more
+    count = int(f2.title.split(": ")[1].split("×")[0])
+    assert len(shown) == min(20, count)

@@ -86,7 +86,8 @@ def is_error(stats: TemplateStats, template: str) -> bool:
 class WindowComparison:
     """Counts templates of a baseline and an incident window, streaming."""
 
-    def __init__(self) -> None:
+    def __init__(self, examples: int = MAX_EXAMPLES) -> None:
+        self.max_examples = examples
         self.stats: dict[int, TemplateStats] = {}
         self.baseline_lines = 0
         self.incident_lines = 0
@@ -111,7 +112,7 @@ class WindowComparison:
                 stats.first_seen = line.timestamp
             if line.level:
                 stats.levels.add(line.level.upper())
-            if len(stats.examples) < MAX_EXAMPLES:
+            if len(stats.examples) < self.max_examples:
                 stats.examples.append(line.raw[:MAX_EXAMPLE_CHARS])
 
     def findings(self, templates: dict[int, str], limit: int = 10) -> list[Finding]:

@@ -97,10 +97,11 @@ def analyse(
     lookup: RunbookLookup | None = None,
     content_only: bool = False,
     limit: int = 10,
+    examples: int = 3,
 ) -> RcaReport:
     """Compare the incident with the baseline (or the first half of the incident input)."""
     parser = LogParser(content_only=content_only)
-    comparison = WindowComparison()
+    comparison = WindowComparison(examples=examples)
     notes: list[str] = []
     if baseline is not None:
         comparison.add_baseline(parser.parse_lines(baseline.lines()))
