@@ -11,7 +11,7 @@ import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, cast
 
 import typer
 
@@ -64,21 +64,27 @@ def main_callback() -> None:
 def index(
     path: Annotated[Path, typer.Argument(help="Folder of Markdown or text runbooks.")],
     index_dir: IndexOption = None,
-    force: Annotated[bool, typer.Option("--force", help="Rebuild even if up to date.")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Rebuild and re-embed everything, even if up to date.")
+    ] = False,
 ) -> None:
-    """Build the runbook index over PATH (chunks by heading, embeddings, FAISS, manifest)."""
+    """Build the runbook index over PATH: chunks by heading, embeddings (only of changed
+    files), FAISS, BM25, manifest."""
     from knowledge.embedder import EmbedderError
     from knowledge.index import build_index
 
     settings = settings_or_exit()
     out = index_dir or settings.index_dir
     try:
-        manifest, built = build_index(path, out, settings.index.model, force=force)
+        manifest, built = build_index(
+            path, out, settings.index.model, force=force, approx_above=settings.index.approx_above
+        )
     except (FileNotFoundError, EmbedderError) as exc:
         raise fail(str(exc)) from None
+    detail = f"{manifest.embedded} embedded, the rest reused; " if built else ""
     typer.echo(
         f"{'indexed' if built else 'up to date:'} {manifest.documents} runbooks "
-        f"({manifest.chunks} sections) "
+        f"({manifest.chunks} sections; {detail}{manifest.index_type} index) "
         f"from {path} into {out} with {manifest.model}"
     )
 
@@ -88,11 +94,19 @@ def search(
     index_dir: IndexOption = None,
     k: Annotated[int, typer.Option("-k", help="Documents per query.")] = 5,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON line per query.")] = False,
+    mode: Annotated[
+        str, typer.Option("--mode", help="hybrid, or one retriever alone: dense or lexical.")
+    ] = "hybrid",
 ) -> None:
-    """Search the runbook index with queries read from stdin, one per line."""
-    from knowledge.embedder import get_embedder
-    from knowledge.index import IndexMismatchError, IndexMissingError, RunbookIndex
+    """Search the runbook index with queries read from stdin, one per line.
 
+    A query that names an alert, quotes a runbook's title or carries its runbook_url gets
+    that runbook first; the rest are ranked by dense and BM25 retrieval, fused."""
+    from knowledge.embedder import get_embedder
+    from knowledge.index import IndexMismatchError, IndexMissingError, Mode, RunbookIndex
+
+    if mode not in ("hybrid", "dense", "lexical"):
+        raise fail(f"--mode must be hybrid, dense or lexical, not {mode!r}")
     settings = settings_or_exit()
     try:
         runbooks = RunbookIndex(index_dir or settings.index_dir, get_embedder(settings.index.model))
@@ -102,7 +116,7 @@ def search(
         query = line.strip()
         if not query:
             continue
-        hits = runbooks.search(query, k=k)
+        hits = runbooks.search(query, k=k, mode=cast("Mode", mode))
         if as_json:
             record = {
                 "query": query,

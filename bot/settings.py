@@ -135,6 +135,12 @@ class IndexSettings(BaseModel):
         description="sentence-transformers model: the packaged all-MiniLM-L6-v2 or a local path.",
     )
     top_k: int = Field(3, ge=1, le=20, description="Runbook hits quoted in an answer.")
+    approx_above: int = Field(
+        50_000,  # knowledge.vectors.DEFAULT_APPROX_ABOVE, kept free of the faiss import
+        ge=1,
+        description="Chunks above which the index is approximate (FAISS HNSW) instead of "
+        "exact inner product; search is exact at or below it.",
+    )
 
 
 class LokiSettings(BaseModel):

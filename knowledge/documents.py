@@ -8,6 +8,7 @@ whole: a ``#`` inside a code block is a comment, not a heading.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +33,12 @@ class Document:
 
     @property
     def sha256(self) -> str:
-        return hashlib.sha256(self.text.encode()).hexdigest()
+        """Hash of all the index takes from the file: title, front matter and body."""
+        digest = hashlib.sha256()
+        for part in (self.title, json.dumps(self.meta, sort_keys=True, default=str), self.text):
+            digest.update(part.encode())
+            digest.update(b"\0")
+        return digest.hexdigest()
 
 
 @dataclass(frozen=True)

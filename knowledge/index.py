@@ -1,53 +1,78 @@
-"""The runbook index: chunks, their embeddings in FAISS, and a manifest saying what it holds.
+"""Hybrid search over a runbook index (built by ``knowledge.build``).
 
-Files in an index folder:
-- ``index.faiss``   exact inner-product index over L2-normalised chunk embeddings;
-- ``chunks.jsonl``  one chunk a line, in index order;
-- ``manifest.json`` model, dimension, corpus hash, counts, source folder, build time.
+A query that names a runbook's alert, quotes its title or carries its ``runbook_url`` gets
+that runbook first (``knowledge.names``). The rest is ranked by reciprocal rank fusion
+(``knowledge.fusion``) of dense retrieval (FAISS over section embeddings: each runbook's
+best section) and BM25 over whole runbooks (``knowledge.lexical``), grouped per runbook,
+with the best section and a snippet.
 """
 
 from __future__ import annotations
 
 import json
-import time
-from dataclasses import asdict, dataclass
-from pathlib import Path
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path, PurePosixPath
+from typing import Literal
 
 import faiss
 import numpy as np
 
-from knowledge.documents import Chunk, chunk_document, corpus_hash, load_documents
-from knowledge.embedder import Embedder, get_embedder
+from knowledge.alerts import runbook_key
+from knowledge.build import build_index, embedding_text, lexical_text
+from knowledge.documents import Chunk
+from knowledge.embedder import Embedder
+from knowledge.fusion import best_possible, competition_ranks, reciprocal_rank_fusion
+from knowledge.lexical import LexicalIndex, tokenize
+from knowledge.names import NameMatcher
+from knowledge.storage import (
+    CHUNKS_FILE,
+    FORMAT_VERSION,
+    INDEX_FILE,
+    DocumentEntry,
+    IndexMismatchError,
+    IndexMissingError,
+    Manifest,
+    current_manifest,
+    read_entries,
+    read_manifest,
+)
+from knowledge.vectors import index_type_of, searcher
+from knowledge.vectors import search as vector_search
 
-INDEX_FILE = "index.faiss"
-CHUNKS_FILE = "chunks.jsonl"
-MANIFEST_FILE = "manifest.json"
-FORMAT_VERSION = 1
+__all__ = [
+    "IndexMismatchError",
+    "IndexMissingError",
+    "Manifest",
+    "RunbookIndex",
+    "SearchHit",
+    "build_index",
+    "current_manifest",
+    "embedding_text",
+    "lexical_text",
+    "read_manifest",
+    "snippet",
+]
 
-
-class IndexMissingError(Exception):
-    """No index where one was expected."""
-
-
-class IndexMismatchError(Exception):
-    """The index was built with another embedding model or format."""
-
-
-@dataclass(frozen=True)
-class Manifest:
-    format: int
-    model: str
-    dimension: int
-    corpus_hash: str
-    documents: int
-    chunks: int
-    source: str
-    built_at: float
+Mode = Literal["hybrid", "dense", "lexical"]
+#: Chunks the dense retriever looks at per query (all of them in a small corpus).
+DENSE_CANDIDATES = 512
+#: Runbooks the lexical retriever ranks per query.
+LEXICAL_CANDIDATES = 512
+#: A dense match below this cosine similarity is no evidence on its own.
+MIN_SIMILARITY = 0.2
+_URL = re.compile(r"https?://\S+")
 
 
 @dataclass(frozen=True)
 class SearchHit:
-    """A document that matches a query, with its best section."""
+    """A document that matches a query, with its best section.
+
+    ``score`` is the fused relevance: 1.0 for a runbook named in the query or ranked first by
+    both retrievers, about 0.5 for one found by a single retriever. ``dense`` is the cosine
+    similarity of the best section, ``lexical`` the runbook's BM25 score.
+    """
 
     doc: str
     title: str
@@ -55,88 +80,25 @@ class SearchHit:
     score: float
     snippet: str
     text: str  # the whole section
+    exact: bool = False
+    dense: float = 0.0
+    lexical: float = 0.0
 
     @property
     def heading(self) -> str:
         return f"{self.title} > {self.section}" if self.section else self.title
 
 
-def embedding_text(chunk: Chunk) -> str:
-    """What is embedded for a chunk: its heading path gives the section its context."""
-    return f"{chunk.heading}\n{chunk.text}"
-
-
-def current_manifest(out_dir: Path, corpus: str, model: str) -> Manifest | None:
-    """The manifest of the index in ``out_dir`` if it holds ``corpus`` embedded by ``model``."""
-    try:
-        manifest = read_manifest(out_dir)
-    except (IndexMissingError, TypeError, ValueError):
-        return None
-    same = (manifest.format, manifest.corpus_hash, manifest.model) == (
-        FORMAT_VERSION,
-        corpus,
-        model,
-    )
-    return manifest if same and (out_dir / INDEX_FILE).exists() else None
-
-
-def build_index(
-    source: Path, out_dir: Path, embedder: Embedder | str, *, force: bool = False
-) -> tuple[Manifest, bool]:
-    """Load, chunk and embed every runbook under ``source``; write the index to ``out_dir``.
-
-    ``embedder`` is a loaded model or a model name, loaded only when there is work to do.
-    Returns the manifest and whether anything was built: an index that already holds the
-    same corpus with the same model is kept unless ``force``.
-    """
-    documents = load_documents(source)
-    if not documents:
-        raise FileNotFoundError(f"no Markdown or text runbooks under {source}")
-    name = embedder if isinstance(embedder, str) else embedder.name
-    if not force and (existing := current_manifest(out_dir, corpus_hash(documents), name)):
-        return existing, False
-    if isinstance(embedder, str):
-        embedder = get_embedder(embedder)
-    chunks = [chunk for doc in documents for chunk in chunk_document(doc)]
-    vectors = embedder.encode([embedding_text(c) for c in chunks])
-    index = faiss.IndexFlatIP(embedder.dimension)
-    index.add(vectors)
-    manifest = Manifest(
-        format=FORMAT_VERSION,
-        model=embedder.name,
-        dimension=embedder.dimension,
-        corpus_hash=corpus_hash(documents),
-        documents=len(documents),
-        chunks=len(chunks),
-        source=str(source.resolve()),
-        built_at=time.time(),
-    )
-    out_dir.mkdir(parents=True, exist_ok=True)
-    # Write beside, then rename: a reader never sees half an index.
-    faiss.write_index(index, str(out_dir / (INDEX_FILE + ".tmp")))
-    with (out_dir / (CHUNKS_FILE + ".tmp")).open("w", encoding="utf-8") as fh:
-        for chunk in chunks:
-            fh.write(json.dumps(asdict(chunk)) + "\n")
-    (out_dir / (MANIFEST_FILE + ".tmp")).write_text(json.dumps(asdict(manifest), indent=2))
-    for name in (INDEX_FILE, CHUNKS_FILE, MANIFEST_FILE):
-        (out_dir / (name + ".tmp")).replace(out_dir / name)
-    return manifest, True
-
-
-def read_manifest(index_dir: Path) -> Manifest:
-    path = index_dir / MANIFEST_FILE
-    if not path.exists():
-        raise IndexMissingError(
-            f"no runbook index in {index_dir}: build one with `opsbot index PATH`"
-        )
-    return Manifest(**json.loads(path.read_text()))
-
-
 class RunbookIndex:
     """A loaded index that answers queries with documents, best first."""
 
-    def __init__(self, index_dir: Path, embedder: Embedder) -> None:
-        self.manifest = read_manifest(index_dir)
+    def __init__(self, index_dir: Path, embedder: Embedder, *, use_gpu: bool | None = None) -> None:
+        try:
+            self.manifest = read_manifest(index_dir)
+        except (TypeError, ValueError):
+            raise IndexMismatchError(
+                f"index in {index_dir} is unreadable; rebuild it with `opsbot index PATH`"
+            ) from None
         if self.manifest.format != FORMAT_VERSION:
             raise IndexMismatchError(
                 f"index in {index_dir} has format {self.manifest.format}; "
@@ -148,49 +110,228 @@ class RunbookIndex:
                 f"({self.manifest.dimension}d), not {embedder.name}; rebuild it with `opsbot index`"
             )
         self.embedder = embedder
-        self._index = faiss.read_index(str(index_dir / INDEX_FILE))
+        self._vectors = faiss.read_index(str(index_dir / INDEX_FILE))
+        self._searcher = searcher(self._vectors, use_gpu=use_gpu)
+        self.index_type = index_type_of(self._vectors)
         with (index_dir / CHUNKS_FILE).open(encoding="utf-8") as fh:
             self.chunks = [Chunk(**json.loads(line)) for line in fh if line.strip()]
-        if len(self.chunks) != self._index.ntotal:
+        self.documents = read_entries(index_dir)
+        self._lexical = LexicalIndex.load(index_dir)
+        consistent = len(self.chunks) == self._vectors.ntotal == sum(
+            e.count for e in self.documents
+        ) and self._lexical.size == len(self.documents)
+        if not consistent:
             raise IndexMismatchError(f"index in {index_dir} is inconsistent; rebuild it")
+        self._doc_of_chunk = np.repeat(
+            np.arange(len(self.documents)), [e.count for e in self.documents]
+        )
+        self._names = NameMatcher([e.names for e in self.documents])
+        self._position = {entry.path: i for i, entry in enumerate(self.documents)}
+        self._by_key: dict[str, list[int]] = {}  # file stems and declared alert names
+        for position, entry in enumerate(self.documents):
+            for key in {runbook_key(entry.path), *(n.lower() for n in entry.names)}:
+                self._by_key.setdefault(key, []).append(position)
+
+    def resolve_url(self, url: str) -> str | None:
+        """The runbook a ``runbook_url`` (or a file name or path) points at, if indexed.
+
+        The URL's last part is matched, ignoring case and suffix, against file stems and the
+        alert names runbooks declare: ``.../runbooks/kubernetes/kubepodcrashlooping`` finds
+        ``kubernetes/KubePodCrashLooping.md``. When several runbooks match, the one whose
+        folders match more of the URL's path wins, then a file name over an alert name.
+        """
+        key = runbook_key(url)
+        candidates = self._by_key.get(key, [])
+        if not candidates:
+            return None
+        folders = [p.lower() for p in PurePosixPath(re.split(r"[?#]", url)[0]).parts[:-1]]
+
+        def preference(position: int) -> tuple[int, bool]:
+            path = self.documents[position].path
+            shared = 0
+            for mine, theirs in zip(
+                reversed(PurePosixPath(path.lower()).parts[:-1]), reversed(folders), strict=False
+            ):
+                if mine != theirs:
+                    break
+                shared += 1
+            return shared, runbook_key(path) == key
+
+        return self.documents[max(candidates, key=preference)].path
 
     def search(
-        self, query: str, k: int = 5, *, context: str | None = None, context_weight: float = 0.5
+        self,
+        query: str,
+        k: int = 5,
+        *,
+        context: str | None = None,
+        context_weight: float = 0.5,
+        mode: Mode = "hybrid",
     ) -> list[SearchHit]:
         """The ``k`` best documents for ``query``, each with its best-matching section.
 
         ``context`` (an earlier question of the conversation) steers a short follow-up: the
-        query vector is blended with the context's, ``context_weight`` of it, and renormalised.
+        query vector is blended with the context's, ``context_weight`` of it, and renormalised;
+        BM25 adds the context's scores at the same weight. ``mode`` picks the ranked
+        retrievers (``dense`` or ``lexical`` alone, for comparison); exact matches come first
+        in every mode. A runbook is returned only with evidence: named in the query, or with
+        a section within ``MIN_SIMILARITY`` of it (a term in common, for lexical search).
         """
         query = query.strip()
         if not query or k < 1:
             return []
-        if context and context.strip():
-            query_vec, context_vec = self.embedder.encode([query, context.strip()])
-            blended = query_vec + context_weight * context_vec
-            vector = (blended / np.linalg.norm(blended)).reshape(1, -1).astype(np.float32)
-        else:
-            vector = self.embedder.encode([query])
-        depth = min(self._index.ntotal, max(k * 8, 32))
-        scores, ids = self._index.search(vector, depth)
-        hits: dict[str, SearchHit] = {}
-        for score, idx in zip(scores[0], ids[0], strict=True):
-            if idx < 0:
+        context = context.strip() if context else None
+        vector = self._query_vector(query, context, context_weight) if mode != "lexical" else None
+        dense = self._dense(vector) if vector is not None else {}
+        lexical = self._lexical_scores(query, context, context_weight) if mode != "dense" else {}
+        exact = self._exact(query)
+        rankings = []
+        if mode != "lexical":
+            rankings.append(competition_ranks({d: s for d, (s, _) in dense.items()}))
+        if mode != "dense":
+            rankings.append(competition_ranks(lexical))
+        fused = reciprocal_rank_fusion(rankings)
+        order = sorted(
+            set(exact) | set(fused),
+            key=lambda d: (
+                d not in exact,
+                -fused.get(d, 0.0),
+                -lexical.get(d, 0.0),  # ties go to the lexical order, then the dense one
+                -dense.get(d, (-1.0, -1))[0],
+            ),
+        )
+        top = best_possible(len(rankings))
+        terms = set(tokenize(query))
+        hits: list[SearchHit] = []
+        for d in order:
+            if d not in exact and not self._has_evidence(d, vector, dense, lexical):
                 continue
-            chunk = self.chunks[int(idx)]
-            if chunk.doc in hits:
-                continue
-            hits[chunk.doc] = SearchHit(
-                doc=chunk.doc,
-                title=chunk.title,
-                section=chunk.section,
-                score=round(float(score), 4),
-                snippet=snippet(chunk.text),
-                text=chunk.text,
+            score = 1.0 if d in exact else min(1.0, fused.get(d, 0.0) / top)
+            hits.append(
+                self._hit(
+                    d, terms, vector, score=score, lexical=lexical.get(d, 0.0), exact=d in exact
+                )
             )
             if len(hits) == k:
                 break
-        return list(hits.values())
+        return hits
+
+    def _has_evidence(
+        self,
+        position: int,
+        vector: np.ndarray | None,
+        dense: dict[int, tuple[float, int]],
+        lexical: dict[int, float],
+    ) -> bool:
+        """A section within MIN_SIMILARITY of the query (or, for lexical search alone, a term
+        in common). BM25 ranks but does not admit: one shared word is no answer."""
+        if vector is None:
+            return lexical.get(position, 0.0) > 0
+        if position in dense:
+            return dense[position][0] >= MIN_SIMILARITY
+        entry = self.documents[position]
+        if entry.count == 0:
+            return False
+        sims = self._vectors.reconstruct_n(entry.first, entry.count) @ vector[0]
+        return float(sims.max()) >= MIN_SIMILARITY
+
+    def _query_vector(self, query: str, context: str | None, weight: float) -> np.ndarray:
+        if not context:
+            return self.embedder.encode([query])
+        query_vec, context_vec = self.embedder.encode([query, context])
+        blended = query_vec + weight * context_vec
+        return (blended / np.linalg.norm(blended)).reshape(1, -1).astype(np.float32)
+
+    def _dense(self, vector: np.ndarray) -> dict[int, tuple[float, int]]:
+        """Per document: the best cosine similarity among the candidate chunks, and that chunk."""
+        depth = min(self._vectors.ntotal, DENSE_CANDIDATES)
+        if depth == 0:
+            return {}
+        scores, ids = vector_search(self._searcher, vector, depth)
+        best: dict[int, tuple[float, int]] = {}
+        for score, idx in zip(scores[0], ids[0], strict=True):
+            if idx < 0:
+                continue
+            doc = int(self._doc_of_chunk[idx])
+            if doc not in best:
+                best[doc] = (float(score), int(idx))
+        return best
+
+    def _lexical_scores(self, query: str, context: str | None, weight: float) -> dict[int, float]:
+        """BM25 of the best runbooks (those with any term in common with the query)."""
+        scores = self._lexical.scores(query)
+        if context:
+            scores = scores + weight * self._lexical.scores(context)
+        count = min(LEXICAL_CANDIDATES, int(np.count_nonzero(scores > 0)))
+        if count == 0:
+            return {}
+        top = np.argpartition(-scores, count - 1)[:count]
+        return {int(d): float(scores[d]) for d in top}
+
+    def _exact(self, query: str) -> list[int]:
+        """Runbooks the query names (alert name, title) or links (``runbook_url``)."""
+        found = self._names.match(query)
+        for url in _URL.findall(query):
+            path = self.resolve_url(url.rstrip(".,;)>\"'"))
+            position = self._position.get(path) if path else None
+            if position is not None and position not in found:
+                found.append(position)
+        return found
+
+    def _hit(
+        self,
+        position: int,
+        terms: set[str],
+        vector: np.ndarray | None,
+        *,
+        score: float,
+        lexical: float,
+        exact: bool,
+    ) -> SearchHit:
+        entry = self.documents[position]
+        chunk_id, similarity = self._best_section(entry, terms, vector)
+        chunk = self.chunks[chunk_id] if chunk_id is not None else None
+        return SearchHit(
+            doc=entry.path,
+            title=entry.title,
+            section=chunk.section if chunk else "",
+            score=round(score, 4),
+            snippet=snippet(chunk.text) if chunk else "",
+            text=chunk.text if chunk else "",
+            exact=exact,
+            dense=round(similarity, 4),
+            lexical=round(lexical, 4),
+        )
+
+    def _best_section(
+        self, entry: DocumentEntry, terms: set[str], vector: np.ndarray | None
+    ) -> tuple[int | None, float]:
+        """The runbook's section to quote, and the best similarity of any of its sections.
+
+        Sections are ranked by similarity to the query and by the query terms they contain,
+        fused like the runbooks (ties to the similarity): a long section with the commands
+        the question asks about beats a short one that only sounds alike.
+        """
+        if entry.count == 0:
+            return None, 0.0
+        ids = range(entry.first, entry.first + entry.count)
+        overlap = {j: len(terms & self._chunk_terms(i)) for j, i in enumerate(ids)}
+        if vector is None:
+            best = max(overlap, key=lambda j: (overlap[j], -j))
+            return ids[best], 0.0
+        sims = self._vectors.reconstruct_n(entry.first, entry.count) @ vector[0]
+        similarity = {j: float(sim) for j, sim in enumerate(sims)}
+        fused = reciprocal_rank_fusion([competition_ranks(similarity), competition_ranks(overlap)])
+        best = max(fused, key=lambda j: (fused[j], similarity[j]))
+        return ids[best], max(similarity.values())
+
+    def _chunk_terms(self, chunk_id: int) -> frozenset[str]:
+        return _terms(embedding_text(self.chunks[chunk_id]))
+
+
+@lru_cache(maxsize=8192)
+def _terms(text: str) -> frozenset[str]:
+    return frozenset(tokenize(text))
 
 
 def snippet(text: str, limit: int = 600) -> str:

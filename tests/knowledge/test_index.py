@@ -1,15 +1,16 @@
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import pytest
 
+from knowledge.alerts import alert_query
 from knowledge.embedder import Embedder
 from knowledge.index import (
     IndexMismatchError,
     IndexMissingError,
+    Mode,
     RunbookIndex,
     build_index,
     read_manifest,
@@ -97,43 +98,39 @@ def test_empty_query_returns_nothing(sample_index: Path, embedder: Embedder) -> 
     assert RunbookIndex(sample_index, embedder).search("   ", k=3) == []
 
 
-LABEL = re.compile(r"\{\{\s*\$labels\.(\w+)\s*\}\}")
-TEMPLATE = re.compile(r"\{\{.*?\}\}")
-
-
-def alert_query(alert: dict[str, str]) -> str:
-    """An alert's summary and description as a user would see them: labels filled in."""
-    text = f"{alert['summary']} {alert['description']}"
-    text = LABEL.sub(
-        lambda m: {
-            "namespace": "payments",
-            "pod": "checkout-7d9f-abc12",
-            "container": "app",
-            "job": "checkout",
-            "instance": "10.0.3.7:9100",
-            "node": "node-3",
-            "service": "checkout",
-        }.get(m.group(1), m.group(1) + "-1"),
-        text,
-    )
-    return TEMPLATE.sub("42", text)
-
-
 def test_shared_alerts_retrieve_their_runbook(
-    tmp_path: Path, embedder: Embedder, shared_runbooks: Path, shared_alerts: list[dict[str, str]]
+    shared_index: RunbookIndex, shared_alerts: list[dict[str, str]]
 ) -> None:
-    """Correctness on data written elsewhere: 108 runbooks, 60 real alerts (name left out)."""
-    build_index(shared_runbooks, tmp_path, embedder)
-    index = RunbookIndex(tmp_path, embedder)
+    """Correctness on data written elsewhere: 108 runbooks, 60 real alerts (name left out).
+
+    The issue's target is hit@5 == 1.0. Two alerts stay just outside the top 5 (KubeAPIDown
+    and KubeletDown, ranks 6-7): their text, "<component> has disappeared from Prometheus
+    target discovery", is word for word the Meaning section of two sibling runbooks
+    (KubeSchedulerDown, KubeControllerManagerDown). See bench/results/retrieval.json.
+    """
     ranks = []
     for alert in shared_alerts:
-        docs = [h.doc for h in index.search(alert_query(alert), k=5)]
+        docs = [h.doc for h in shared_index.search(alert_query(alert), k=5)]
         ranks.append(docs.index(alert["runbook"]) + 1 if alert["runbook"] in docs else None)
     hit5 = sum(r is not None for r in ranks) / len(ranks)
     hit1 = sum(r == 1 for r in ranks) / len(ranks)
     assert len(ranks) == 60
-    assert hit5 >= 0.85, f"hit@5 {hit5:.3f}"
-    assert hit1 >= 0.6, f"hit@1 {hit1:.3f}"
+    assert hit1 >= 0.95, f"hit@1 {hit1:.3f}"
+    assert hit5 >= 0.95, f"hit@5 {hit5:.3f}"
+
+
+def test_hybrid_beats_each_retriever_alone(
+    shared_index: RunbookIndex, shared_alerts: list[dict[str, str]]
+) -> None:
+    def hit1(mode: Mode) -> float:
+        firsts = [
+            shared_index.search(alert_query(a), k=1, mode=mode)[0].doc == a["runbook"]
+            for a in shared_alerts
+        ]
+        return sum(firsts) / len(firsts)
+
+    hybrid = hit1("hybrid")
+    assert hybrid > hit1("lexical") and hybrid > hit1("dense")
 
 
 def test_context_steers_a_follow_up_while_the_query_leads(
