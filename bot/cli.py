@@ -56,7 +56,7 @@ def main_callback() -> None:
         level=level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    for noisy in ("httpx", "sentence_transformers", "faiss"):
+    for noisy in ("httpx", "sentence_transformers", "faiss", "drain3", "knowledge.build"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
