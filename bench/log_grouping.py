@@ -80,6 +80,15 @@ def rss_mib() -> float | None:
     return round(pages * os.sysconf("SC_PAGE_SIZE") / 2**20, 1)
 
 
+def peak_rss_mib() -> float:
+    """This process's peak resident memory, MiB: VmHWM belongs to the current address
+    space, while ru_maxrss also carries the parent's peak across fork and exec."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
 def stream_memory(raw: list[str]) -> dict[str, Any]:
     """Runs in a fresh process: stream STREAM_LINES raw lines through parse_lines."""
     parser = LogParser()
@@ -93,7 +102,7 @@ def stream_memory(raw: list[str]) -> dict[str, Any]:
                 {"lines": n, "rss_mib": rss_mib(), "templates": len(parser.templates())}
             )
     seconds = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    peak = peak_rss_mib()
     return {
         "lines": STREAM_LINES,
         "content_only": False,
