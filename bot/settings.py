@@ -12,9 +12,16 @@ from __future__ import annotations
 import os
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from knowledge.embedder import DEFAULT_EMBEDDING_MODEL
@@ -27,6 +34,19 @@ EMBEDDED_MODEL = "gemma-3-270m-base"
 
 class SettingsError(Exception):
     """A setting is missing or wrong; the message is one line naming the variable."""
+
+
+def _optional_http_url(value: str | None) -> str | None:
+    """An unset URL stays None; a set one must be http(s) and loses its trailing slash."""
+    if value in (None, ""):
+        return None
+    if not value.startswith(("http://", "https://")):
+        raise ValueError("must be an http:// or https:// URL")
+    return value.rstrip("/")
+
+
+#: The URL of an optional service (model server, Loki).
+OptionalHttpUrl = Annotated[str | None, AfterValidator(_optional_http_url)]
 
 
 def _default_data_dir() -> Path:
@@ -74,7 +94,7 @@ class SlackSettings(BaseModel):
 class LLMSettings(BaseModel):
     """The optional OpenAI-compatible model server (vLLM in production, llama.cpp on CPU)."""
 
-    url: str | None = Field(
+    url: OptionalHttpUrl = Field(
         None, description="Base URL of an OpenAI-compatible API, e.g. http://vllm:8000/v1."
     )
     model: str = Field(EMBEDDED_MODEL, description="Model name the server serves.")
@@ -87,15 +107,6 @@ class LLMSettings(BaseModel):
     timeout: float = Field(30.0, gt=0, description="Seconds to wait for one model response.")
     max_retries: int = Field(2, ge=0, le=10, description="Retries of a failed model request.")
     max_tool_rounds: int = Field(3, ge=1, le=10, description="Planner rounds in one turn.")
-
-    @field_validator("url")
-    @classmethod
-    def _http_url(cls, value: str | None) -> str | None:
-        if value in (None, ""):
-            return None
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("must be an http:// or https:// URL")
-        return value.rstrip("/")
 
     @property
     def assists(self) -> bool:
@@ -146,19 +157,10 @@ class IndexSettings(BaseModel):
 class LokiSettings(BaseModel):
     """An optional Grafana Loki to read logs from for RCA."""
 
-    url: str | None = Field(None, description="Base URL of Loki, e.g. http://loki:3100.")
+    url: OptionalHttpUrl = Field(None, description="Base URL of Loki, e.g. http://loki:3100.")
     token: SecretStr | None = Field(None, description="Bearer token for Loki, if it needs one.")
     limit: int = Field(5000, ge=1, le=100_000, description="Most lines fetched per query.")
     timeout: float = Field(30.0, gt=0, description="Seconds to wait for Loki.")
-
-    @field_validator("url")
-    @classmethod
-    def _http_url(cls, value: str | None) -> str | None:
-        if value in (None, ""):
-            return None
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("must be an http:// or https:// URL")
-        return value.rstrip("/")
 
 
 class Settings(BaseSettings):

@@ -16,6 +16,7 @@ from typing import Any
 from slack_bolt import BoltResponse
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
 from slack_sdk.errors import SlackApiError
+from slack_sdk.models.blocks import Block
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.agent.answer import Answer
@@ -216,15 +217,16 @@ async def answer_in_thread(
         blocks=render.as_dicts(render.status_blocks("thinking…")),
     )
 
+    async def show(text: str, blocks: list[Block]) -> None:
+        """Replace the status message."""
+        await client.chat_update(
+            channel=channel, ts=status["ts"], text=text, blocks=render.as_dicts(blocks)
+        )
+
     async def on_status(text: str) -> None:
         """Best effort: a status that cannot be shown never stops the answer."""
         try:
-            await client.chat_update(
-                channel=channel,
-                ts=status["ts"],
-                text=text,
-                blocks=render.as_dicts(render.status_blocks(text)),
-            )
+            await show(text, render.status_blocks(text))
         except SlackApiError as exc:
             log.warning("status update failed in %s: %s", thread_id, exc.response.get("error"))
 
@@ -244,25 +246,15 @@ async def answer_in_thread(
                 on_status=on_status,
             )
         if isinstance(result, PendingApproval):
-            blocks = render.pending_blocks(result.summary, result.requested_by)
-            await client.chat_update(
-                channel=channel,
-                ts=status["ts"],
-                text="waiting for an approval",
-                blocks=render.as_dicts(blocks),
-            )
+            pending = render.pending_blocks(result.summary, result.requested_by)
+            await show("waiting for an approval", pending)
         else:
             await post_answer(client, channel, thread_ts, status["ts"], result)
     except Exception as exc:  # the bot answers and stays up, whatever broke
         log.exception("answering failed in %s", thread_id)
         text = f"Something went wrong while answering ({type(exc).__name__}). Please try again."
         try:
-            await client.chat_update(
-                channel=channel,
-                ts=status["ts"],
-                text=text,
-                blocks=render.as_dicts(render.error_blocks(text)),
-            )
+            await show(text, render.error_blocks(text))
         except SlackApiError:
             log.exception("could not report the failure in %s", thread_id)
 

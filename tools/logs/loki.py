@@ -69,16 +69,26 @@ def loki_source(
     *,
     minutes: int = 60,
     end: datetime | None = None,
-    **kwargs: object,
+    limit: int = DEFAULT_LIMIT,
+    token: str | None = None,
+    timeout: float = 30.0,
 ) -> LogSource:
     """The last ``minutes`` of ``query`` as a log source (fetched once)."""
     end = end or datetime.now(UTC)
-    entries = query_range(url, query, start=end - timedelta(minutes=minutes), end=end, **kwargs)  # type: ignore[arg-type]
+    entries = query_range(
+        url,
+        query,
+        start=end - timedelta(minutes=minutes),
+        end=end,
+        limit=limit,
+        token=token,
+        timeout=timeout,
+    )
     if not entries:
         raise LogInputError(f"Loki has no lines for {query} in the last {minutes} minutes")
     lines = [line for _, line in entries]
     source = LogSource(name=f"loki {query}", open_lines=lambda: iter(lines))
-    if len(entries) >= int(kwargs.get("limit", DEFAULT_LIMIT)):  # type: ignore[call-overload]
+    if len(entries) >= limit:
         source.notes.append(
             f"Loki returned its limit of {len(entries)} lines; older ones are missing"
         )
