@@ -7,7 +7,7 @@ PIP    := $(BIN)/python -m pip
 TORCH  := torch==2.13.0
 DEMO_DIR ?= $(CURDIR)/.opsbot-demo
 
-.PHONY: demo test bench lint install install-dev clean help
+.PHONY: demo test bench lint install install-dev prom-tools clean help
 
 help:
 	@echo "make demo   - install, index the sample runbooks, open 'opsbot chat' (no Slack, GPU or settings)"
@@ -36,10 +36,21 @@ demo: install
 	OPSBOT_DATA_DIR=$${OPSBOT_DATA_DIR:-$(DEMO_DIR)} $(BIN)/opsbot index knowledge/runbooks
 	OPSBOT_DATA_DIR=$${OPSBOT_DATA_DIR:-$(DEMO_DIR)} $(BIN)/opsbot chat
 
-test: install-dev
+# Real Prometheus and Alertmanager for the metrics tests and benchmarks (Debian's packages):
+# installed when missing and we are root; otherwise the tests that need them skip, loudly.
+prom-tools:
+	@command -v promtool >/dev/null && command -v prometheus >/dev/null \
+	  && command -v prometheus-alertmanager >/dev/null || { \
+	  [ "$$(id -u)" = 0 ] && apt-get update -qq \
+	  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	     prometheus prometheus-alertmanager \
+	  || echo "WARNING: prometheus/promtool/prometheus-alertmanager missing and not installable here" \
+	     "(run 'apt-get install prometheus prometheus-alertmanager' as root); tests that need them will skip"; }
+
+test: install-dev prom-tools
 	$(BIN)/python -m pytest -m "" tests
 
-bench: install-dev
+bench: install-dev prom-tools
 	$(BIN)/python -m bench.run
 
 lint: install-dev
