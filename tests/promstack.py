@@ -29,6 +29,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -259,10 +260,7 @@ def llm_instances() -> tuple[str, str]:
 
 def _phase(*parts: str) -> float:
     """A stable phase in [0, 2π) per series (no hash randomisation)."""
-    h = 0
-    for ch in "/".join(parts):
-        h = (h * 131 + ord(ch)) % 1_000_003
-    return (h % 6283) / 1000.0
+    return (zlib.crc32("/".join(parts).encode()) % 6283) / 1000.0
 
 
 def _wobble(t: float, phase: float, amp1: float = 0.08, amp2: float = 0.03) -> float:
@@ -345,7 +343,10 @@ class IncidentModel:
     def _http_counts(self, t: float, job: str, instance: str) -> dict[tuple[str, str], float]:
         out = {}
         for key, rate in _HTTP_BASE[job].items():
-            extra = _CHECKOUT_INCIDENT_EXTRA.get(key, 0.0) if job == "checkout" else 0.0
+            extra = 0.0
+            if job == "checkout":  # checkout-1 takes a bigger share of the failures
+                share = 1.3 if instance.startswith("checkout-1") else 0.7
+                extra = _CHECKOUT_INCIDENT_EXTRA.get(key, 0.0) * share
             out[key] = self._count(t, rate, _phase(job, instance, *key), extra)
         return out
 
@@ -427,14 +428,14 @@ class IncidentModel:
         add("process_cpu_seconds_total", round(cpu, 2), job=job, instance=instance)
 
     def _kafka(self, t: float, add: _Add) -> None:
-        """payments-1 consumes partitions 0-2, payments-2 3-5; lag grows 15/s each after
-        the incident."""
+        """payments-1 consumes partitions 0-2, payments-2 3-5; after the incident the lag of
+        partition p grows by 12 + 1.2 p messages a second."""
         for i, instance in enumerate(http_instances("payments")):
             for partition in range(3 * i, 3 * i + 3):
                 lag = 40.0 * _wobble(t, _phase("lag", str(partition)), 0.5, 0.3)
                 add(
                     "kafka_consumer_lag",
-                    math.floor(lag + 15.0 * self._since(t)),
+                    math.floor(lag + (12.0 + 1.2 * partition) * self._since(t)),
                     job="payments",
                     instance=instance,
                     consumer_group=KAFKA_GROUP,
