@@ -163,6 +163,110 @@ class LokiSettings(BaseModel):
     timeout: float = Field(30.0, gt=0, description="Seconds to wait for Loki.")
 
 
+class _ServerAuth(BaseModel):
+    """How to reach a server that may need credentials and its own TLS settings."""
+
+    token: SecretStr | None = Field(None, description="Bearer token, if it needs one.")
+    username: str | None = Field(None, description="Basic-auth user name, if it needs one.")
+    password: SecretStr | None = Field(None, description="Basic-auth password.")
+    verify_tls: bool = Field(True, description="Check the server's TLS certificate.")
+    ca_file: Path | None = Field(None, description="CA bundle to check its certificate with.")
+    timeout: float = Field(30.0, gt=0, description="Seconds to wait for one answer.")
+
+
+class PrometheusSettings(_ServerAuth):
+    """The Prometheus that metric questions and alert triage query."""
+
+    url: OptionalHttpUrl = Field(
+        None, description="Base URL of Prometheus, e.g. http://prometheus:9090."
+    )
+    max_points: int = Field(
+        1000,
+        ge=10,
+        le=11_000,
+        description="Most points per series in a range query; a finer step is raised, with a note.",
+    )
+    max_range: str = Field(
+        "7d", description="Longest range a query may cover (a Prometheus duration, e.g. 7d)."
+    )
+    max_series: int = Field(
+        10, ge=1, le=50, description="Series drawn and listed; the rest are counted."
+    )
+    query_timeout: str = Field(
+        "20s", description="Evaluation timeout passed to Prometheus with every query."
+    )
+    rate_limit: str = Field(
+        "30/minute",
+        description="Queries one person may run, e.g. 30/minute (the `limits` library's syntax).",
+    )
+
+    @field_validator("max_range", "query_timeout")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        from tools.metrics.durations import parse_duration
+
+        parse_duration(value)
+        return value
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        from limits import parse
+
+        try:
+            parse(value)
+        except ValueError:
+            raise ValueError("must look like 30/minute or 5/second") from None
+        return value
+
+
+class AlertmanagerSettings(_ServerAuth):
+    """An optional Alertmanager: `/ops alerts` reads firing alerts from it when it is set."""
+
+    url: OptionalHttpUrl = Field(
+        None, description="Base URL of Alertmanager, e.g. http://alertmanager:9093."
+    )
+
+
+class AlertsSettings(BaseModel):
+    """Where Alertmanager's notifications open triage threads."""
+
+    channel: str | None = Field(
+        None, description="Channel id for triage threads when no route matches."
+    )
+    routes: dict[str, str] = Field(
+        default_factory=dict,
+        description='JSON: "receiver=NAME" or "LABEL=VALUE" to a channel id, first match wins, '
+        'e.g. {"receiver=payments":"C123","severity=critical":"C456"}.',
+    )
+    triage_interval: float = Field(
+        1800.0,
+        ge=0,
+        description="Seconds after a triage during which repeated notifications of the same "
+        "alert group are noted in its thread without a second triage.",
+    )
+
+    @field_validator("routes")
+    @classmethod
+    def _route_keys(cls, value: dict[str, str]) -> dict[str, str]:
+        for key in value:
+            name, sep, wanted = key.partition("=")
+            if not sep or not name.strip() or not wanted.strip():
+                raise ValueError(f"route {key!r} must look like receiver=NAME or LABEL=VALUE")
+        return value
+
+
+class WebhookSettings(BaseModel):
+    """The Alertmanager webhook (`POST /alertmanager`)."""
+
+    token: SecretStr | None = Field(
+        None, description="Bearer token the webhook requires; when unset it takes any caller."
+    )
+    max_body_bytes: int = Field(
+        1_000_000, ge=1024, description="Largest notification body accepted."
+    )
+
+
 class Settings(BaseSettings):
     """opsbot's settings; see each field's description."""
 
@@ -196,6 +300,10 @@ class Settings(BaseSettings):
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     index: IndexSettings = Field(default_factory=IndexSettings)
     loki: LokiSettings = Field(default_factory=LokiSettings)
+    prometheus: PrometheusSettings = Field(default_factory=PrometheusSettings)
+    alertmanager: AlertmanagerSettings = Field(default_factory=AlertmanagerSettings)
+    alerts: AlertsSettings = Field(default_factory=AlertsSettings)
+    webhook: WebhookSettings = Field(default_factory=WebhookSettings)
 
     @cached_property
     def index_dir(self) -> Path:

@@ -3,12 +3,15 @@
 - ``AuditRecord``: every command and question, who sent it, from where;
 - ``Conversation``: the Slack threads the bot takes part in (replies there continue them);
 - ``SeenEvent``: Slack event ids already handled, so a retried delivery never runs twice.
+- ``Incident``: an Alertmanager alert group (by ``groupKey``) and the thread it opened, so
+  repeated notifications go to that thread and a resolution updates its first message.
 
 SQLite by default, Postgres by URL (``OPSBOT_DATABASE_URL``).
 """
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -49,6 +52,25 @@ class SeenEvent(SQLModel, table=True):
     __tablename__ = "seen_event"
     event_id: str = Field(primary_key=True, max_length=64)
     at: datetime = Field(default_factory=_now, index=True)
+
+
+class IncidentBase(SQLModel):
+    group_key: str = Field(max_length=1024, description="Alertmanager's groupKey")
+    receiver: str = Field(default="", max_length=256)
+    title: str = Field(default="", max_length=512, description="alert names and group labels")
+    channel: str = Field(max_length=64)
+    thread_ts: str = Field(max_length=32, description="ts of the thread's first message")
+    status: str = Field(default="firing", max_length=16, description="firing or resolved")
+
+
+class Incident(IncidentBase, table=True):
+    __tablename__ = "incident"
+    id: int | None = Field(default=None, primary_key=True)
+    key_hash: str = Field(max_length=64, unique=True, description="sha256 of group_key")
+    opened_at: datetime = Field(default_factory=_now)
+    triaged_at: datetime | None = None
+    resolved_at: datetime | None = None
+    notifications: int = 1
 
 
 #: Slack retries a delivery for a few minutes at most; ids older than this are dropped.
@@ -119,6 +141,42 @@ class Store:
     def has_conversation(self, *, channel: str, thread_ts: str) -> bool:
         with Session(self.engine) as session:
             return session.get(Conversation, conversation_id(channel, thread_ts)) is not None
+
+    def incident(self, *, group_key: str) -> Incident | None:
+        with Session(self.engine) as session:
+            return session.exec(
+                select(Incident).where(Incident.key_hash == key_hash(group_key))
+            ).first()
+
+    def open_incident(self, incident: IncidentBase) -> Incident:
+        """Record a new thread for an alert group (replacing a resolved one of the same key)."""
+        row = Incident.model_validate(incident, update={"key_hash": key_hash(incident.group_key)})
+        with Session(self.engine) as session:
+            old = session.exec(select(Incident).where(Incident.key_hash == row.key_hash)).first()
+            if old is not None:
+                session.delete(old)
+                session.flush()
+            session.add(row)
+            session.commit()
+            session.refresh(row)
+        return row
+
+    def update_incident(self, incident_id: int, **changes: object) -> Incident:
+        with Session(self.engine) as session:
+            row = session.get(Incident, incident_id)
+            if row is None:
+                raise KeyError(incident_id)
+            for name, value in changes.items():
+                setattr(row, name, value)
+            session.add(row)
+            session.commit()
+            session.refresh(row)
+        return row
+
+
+def key_hash(group_key: str) -> str:
+    """Group keys can be long; the unique index is on their hash."""
+    return hashlib.sha256(group_key.encode()).hexdigest()
 
 
 def conversation_id(channel: str, thread_ts: str) -> str:

@@ -30,7 +30,7 @@ class Evidence(BaseModel):
     """One piece of evidence an answer may quote and cite (by ``id`` once numbered)."""
 
     id: str = ""  # assigned by the answer composer: E1, E2, ...
-    kind: Literal["runbook", "log", "metric", "note"]
+    kind: Literal["runbook", "log", "metric", "alert", "note"]
     title: str
     source: str  # document path, query, file name...
     section: str = ""
@@ -52,6 +52,8 @@ class ToolResult(BaseModel):
     evidence: list[Evidence] = Field(default_factory=list)
     report: str | None = None
     """A long report (Markdown) that the thread gets as an attached file."""
+    images: list[str] = Field(default_factory=list)
+    """Paths of images (charts) the answer attaches, in order."""
 
 
 @dataclass
@@ -65,6 +67,12 @@ class ToolContext:
     """Where files attached to conversations are saved; file arguments resolve inside it."""
     loki: Any = None
     """Loki settings (url, token, limit, timeout) when a Loki is configured."""
+    prometheus: Any = None
+    """Prometheus settings (bot.settings.PrometheusSettings) when one is configured."""
+    alertmanager: Any = None
+    """Alertmanager settings when one is configured (firing alerts are read from it)."""
+    charts_dir: Path | None = None
+    """Where chart images are written; answers attach them."""
 
     @cached_property
     def runbooks(self) -> RunbookIndex:
@@ -90,6 +98,14 @@ class ToolSpec:
     read_only: bool = True
     keywords: tuple[str, ...] = ()  # words that route a question here without a model
     query_arg: str | None = None  # the argument that takes the user's question verbatim
+    rate_group: str | None = None  # a per-person budget the tool's calls count against
+    requires: tuple[str, ...] = ()  # ToolContext fields set for it to be offered ("a|b": either)
+
+    def available(self, ctx: ToolContext | None) -> bool:
+        """Whether what the tool needs is configured (always, when no context is given)."""
+        return ctx is None or all(
+            any(getattr(ctx, name, None) for name in need.split("|")) for need in self.requires
+        )
 
 
 _REGISTRY: dict[str, ToolSpec] = {}
@@ -104,6 +120,8 @@ def register(
     read_only: bool = True,
     keywords: tuple[str, ...] = (),
     query_arg: str | None = None,
+    rate_group: str | None = None,
+    requires: tuple[str, ...] = (),
 ) -> Callable[[RunFn], RunFn]:
     """Register the decorated function as a tool (at import of its module)."""
 
@@ -121,6 +139,8 @@ def register(
             read_only=read_only,
             keywords=keywords,
             query_arg=query_arg,
+            rate_group=rate_group,
+            requires=requires,
         )
         return fn
 

@@ -65,7 +65,7 @@ def run_tool(name: str, args: dict[str, object], ctx: ToolContext) -> ToolResult
         return ToolResult(tool=name, status="error", message=f"bad arguments for {name}: {exc}")
 
 
-def langchain_tools() -> list[StructuredTool]:
+def langchain_tools(ctx: ToolContext | None = None) -> list[StructuredTool]:
     """The registry as LangChain tools, to bind to a tool-calling chat model.
 
     The agent executes calls itself (``run_tool``); these wrappers carry the name,
@@ -80,4 +80,5 @@ def langchain_tools() -> list[StructuredTool]:
             func=unbound, name=spec.name, description=spec.description, args_schema=spec.args_schema
         )
         for spec in all_tools().values()
+        if spec.available(ctx)
     ]

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from langchain_core.language_models import BaseChatModel
 
+from bot.agent.ratelimit import RateLimits
 from tools.base import ToolContext
 
 
@@ -17,3 +18,5 @@ class AgentContext:
     assist: bool = False
     """Whether the model plans tool calls and writes summaries (settings.llm.assists)."""
     max_tool_rounds: int = 3
+    limits: RateLimits | None = None
+    """Per-person budgets of costly tools; requests from automation are not counted."""

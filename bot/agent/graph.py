@@ -45,7 +45,7 @@ async def plan(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, A
         if rounds >= ctx.max_tool_rounds:
             return {"rounds": rounds}
         try:
-            reply = await plan_with_model(ctx.model, state["messages"])
+            reply = await plan_with_model(ctx.model, state["messages"], ctx=ctx.tools)
             return {"messages": [reply], "rounds": rounds + 1}
         except Exception as exc:  # the model failing must never lose the answer
             notes.append(describe_failure(exc, ctx.model))
@@ -57,6 +57,8 @@ async def plan(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, A
         request.get("tool"),
         request.get("attachments") or [],
         fresh_attachment=bool(request.get("new_attachments")),
+        tool_args=request.get("tool_args"),
+        ctx=ctx.tools,
     )
     return {"messages": [AIMessage("", tool_calls=calls)], "rounds": rounds + 1, "notes": notes}
 
@@ -92,6 +94,8 @@ async def run_tools(state: AgentState, runtime: Runtime[AgentContext]) -> dict[s
             result = await asyncio.to_thread(
                 _run_approved, call["name"], call["args"], decision, requester, runtime.context
             )
+        elif refusal := over_budget(call["name"], state["request"], runtime.context):
+            result = ToolResult(tool=call["name"], status="error", message=refusal)
         else:
             result = await asyncio.to_thread(
                 run_tool, call["name"], call["args"], runtime.context.tools
@@ -109,6 +113,14 @@ async def run_tools(state: AgentState, runtime: Runtime[AgentContext]) -> dict[s
         "messages": messages,
         "results": [*state.get("results", []), *(r.model_dump() for r in results)],
     }
+
+
+def over_budget(name: str, request: Any, ctx: AgentContext) -> str | None:
+    """Why a person may not run ``name`` now (their budget for its group is spent)."""
+    spec = all_tools().get(name)
+    if spec is None or ctx.limits is None or request.get("source") == "alertmanager":
+        return None
+    return ctx.limits.refusal(spec.rate_group, request.get("user", ""))
 
 
 def approval_refusal(decision: Any, requester: str) -> str | None:

@@ -15,7 +15,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, AnyMessage, SystemMessage, ToolCall
 
 from bot.agent.prompts import load_prompt
-from tools.base import ToolSpec
+from tools.base import ToolContext, ToolSpec
 from tools.registry import all_tools, langchain_tools
 
 DEFAULT_TOOL = "runbook_search"
@@ -53,14 +53,20 @@ def plan_deterministic(
     forced_tool: str | None = None,
     attachments: list[str] | None = None,
     fresh_attachment: bool = False,
+    tool_args: dict[str, Any] | None = None,
+    ctx: ToolContext | None = None,
 ) -> list[ToolCall]:
     """Tool calls for a question without a model.
 
     ``context`` is the thread's topic; ``attachments`` the files attached to the
     conversation. A tool that takes a ``file`` is chosen only when there is one, and is
-    preferred when a file came with this very message.
+    preferred when a file came with this very message. ``tool_args`` are the arguments of a
+    forced tool when the caller parsed them (e.g. `/ops metrics QUERY 1h 30s`). Tools whose
+    integration ``ctx`` lacks (no Prometheus configured) are not chosen.
     """
     specs = all_tools()
+    if forced_tool and tool_args is not None:
+        return [tool_call(forced_tool, dict(tool_args))]
     if forced_tool:
         best = specs[forced_tool]
     else:
@@ -68,7 +74,8 @@ def plan_deterministic(
             s
             for s in specs.values()
             if s.read_only
-            and s.query_arg
+            and s.available(ctx)
+            and (s.query_arg or not required(s))
             and (attachments or "file" not in fields(s))
             and (not fresh_attachment or "file" in fields(s))
         ]
@@ -76,12 +83,16 @@ def plan_deterministic(
         best = max(askable, key=lambda s: score_tool(s, question), default=fallback)
         if score_tool(best, question) == 0:
             best = fallback
-    args: dict[str, Any] = {best.query_arg or "query": question}
+    args: dict[str, Any] = {best.query_arg: question} if best.query_arg else {}
     if attachments and "file" in fields(best):
         args["file"] = attachments[-1]  # a tool that reads a file prefers it to the text
     if context and "context" in fields(best):
         args["context"] = context
     return [tool_call(best.name, args)]
+
+
+def required(spec: ToolSpec) -> list[str]:
+    return [name for name, f in spec.args_schema.model_fields.items() if f.is_required()]
 
 
 def fields(spec: ToolSpec) -> dict[str, Any]:
@@ -93,13 +104,14 @@ async def plan_with_model(
     messages: list[AnyMessage],
     *,
     tool_choice: str | None = None,
+    ctx: ToolContext | None = None,
 ) -> AIMessage:
     """Ask a tool-calling model for the next step; its AIMessage carries the tool calls.
 
     Server failures propagate (the planner node turns them into a note). Calls to tools
     that do not exist are dropped here; arguments are validated by the tool node.
     """
-    bound = model.bind_tools(langchain_tools(), tool_choice=tool_choice)
+    bound = model.bind_tools(langchain_tools(ctx), tool_choice=tool_choice)
     reply = await bound.ainvoke([SystemMessage(load_prompt("planner")), *messages])
     if not isinstance(reply, AIMessage):
         raise TypeError(f"the model replied with {type(reply).__name__}, not an AIMessage")

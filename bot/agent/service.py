@@ -21,6 +21,7 @@ from bot.agent.context import AgentContext
 from bot.agent.graph import build_graph
 from bot.agent.llm import make_chat_model
 from bot.agent.planner import follow_up_context
+from bot.agent.ratelimit import RateLimits
 from bot.settings import Settings
 from knowledge.index import IndexMismatchError, IndexMissingError
 from tools.base import ToolContext
@@ -62,10 +63,14 @@ class Agent:
         user: str,
         source: str,
         tool: str | None = None,
+        tool_args: dict[str, Any] | None = None,
         attachments: list[str] | None = None,
         on_status: StatusCallback | None = None,
     ) -> Answer | PendingApproval:
         """Answer ``question`` in the conversation ``thread_id``.
+
+        ``tool`` forces a tool (a slash command's); ``tool_args`` are its arguments when the
+        caller parsed them, otherwise the question is its query.
 
         ``attachments`` are files newly attached (names under the uploads folder); the
         thread remembers earlier ones.
@@ -78,6 +83,7 @@ class Agent:
             if snapshot.interrupts:
                 return _pending(thread_id, snapshot.interrupts[0].value)
             turn = self._turn(snapshot, question, user, source, tool, attachments or [])
+            turn["request"]["tool_args"] = tool_args
             return await self._drive(thread_id, turn, on_status)
 
     @staticmethod
@@ -165,7 +171,11 @@ def agent_context(settings: Settings) -> AgentContext:
             top_k=settings.index.top_k,
             uploads_dir=settings.uploads_dir,
             loki=settings.loki if settings.loki.url else None,
+            prometheus=settings.prometheus if settings.prometheus.url else None,
+            alertmanager=settings.alertmanager if settings.alertmanager.url else None,
+            charts_dir=settings.data_dir / "charts",
         ),
+        limits=RateLimits({"prometheus": settings.prometheus.rate_limit}),
         model=make_chat_model(settings.llm),
         assist=settings.llm.assists,
         max_tool_rounds=settings.llm.max_tool_rounds,

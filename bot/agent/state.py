@@ -20,6 +20,7 @@ class Request(TypedDict, total=False):
     user: str  # Slack user id, or the local user name in `opsbot chat`
     source: str  # "slack", "cli", ...
     tool: str | None  # a tool named by a slash command; bypasses planning
+    tool_args: dict[str, Any] | None  # that tool's arguments, when the caller parsed them
     attachments: list[str]  # names of files attached to the conversation so far
     new_attachments: list[str]  # those that came with this message
 

@@ -22,13 +22,28 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.agent.answer import Answer
 from bot.agent.service import Agent, PendingApproval
 from bot.slack import render
+from bot.slack.commands import metrics_args
 from bot.slack.files import AttachmentError, download, thread_folder
 from bot.store import Store
+from tools.metrics.query import DEFAULT_RANGE
 
 log = logging.getLogger(__name__)
 MENTION = re.compile(r"<@[A-Z0-9]+>")
 #: Subcommands that start a conversation, and the tool each asks for (None: planned).
-ASKS: dict[str, str | None] = {"ask": None, "rca": "log_rca"}
+ASKS: dict[str, str | None] = {
+    "ask": None,
+    "rca": "log_rca",
+    "metrics": "prometheus_query",
+    "alerts": "firing_alerts",
+}
+#: What each subcommand says when it is given nothing (those absent need no text).
+NEEDS_TEXT = {
+    "ask": "Ask me something, e.g. `/ops ask what should I check when pods crash-loop?`",
+    "rca": "Paste log lines after `/ops rca`, or attach a log file in a thread and mention me "
+    "there.",
+    "metrics": "Give a PromQL expression and optionally a range and step, e.g. "
+    "`/ops metrics sum(rate(http_requests_total[5m])) 1h 30s`.",
+}
 #: Message subtypes a person's thread reply can have.
 PEOPLE_SUBTYPES = (None, "file_share", "thread_broadcast")
 
@@ -60,6 +75,26 @@ def parse_command(text: str) -> tuple[str, str]:
     return parts[0].lower(), parts[1].strip() if len(parts) > 1 else ""
 
 
+def command_args(sub: str, text: str) -> dict[str, Any] | None:
+    """A subcommand's tool arguments when they are parsed here (None: the text is the query)."""
+    if sub == "metrics":
+        return metrics_args(text)
+    if sub == "alerts":
+        return {"severity": text} if text else {}
+    return None
+
+
+def shown_request(sub: str, text: str, args: dict[str, Any] | None) -> str:
+    """What the thread's first message says was asked."""
+    if sub == "rca":
+        return f"a log RCA of {len(text.splitlines())} line(s)"
+    if sub == "metrics" and args:
+        return f"`{args['promql']}` over {args.get('range', DEFAULT_RANGE)}"
+    if sub == "alerts":
+        return f"what {text + ' alerts are' if text else 'is'} firing"
+    return text
+
+
 def register_listeners(app: AsyncApp, services: Services) -> None:
     async def skip_retries(body: dict[str, Any], next: Any) -> BoltResponse | None:  # noqa: A002
         """An Events API delivery of an event already taken (a retry) is acked and dropped."""
@@ -81,15 +116,8 @@ def register_listeners(app: AsyncApp, services: Services) -> None:
         sub, rest = parse_command(command.get("text", ""))
         if sub == "help":
             await ack(blocks=render.as_dicts(render.help_blocks()), text="opsbot help")
-        elif sub == "ask" and not rest:
-            await ack(
-                text="Ask me something, e.g. `/ops ask what should I check when pods crash-loop?`"
-            )
-        elif sub == "rca" and not rest:
-            await ack(
-                text="Paste log lines after `/ops rca`, or attach a log file in a thread and "
-                "mention me there."
-            )
+        elif sub in NEEDS_TEXT and not rest:
+            await ack(text=NEEDS_TEXT[sub])
         elif sub in ASKS:
             await ack()
         else:
@@ -106,9 +134,10 @@ def register_listeners(app: AsyncApp, services: Services) -> None:
             text=question,
             channel=channel,
         )
-        if sub not in ASKS or not question:
+        if sub not in ASKS or (sub in NEEDS_TEXT and not question):
             return
-        shown = question if sub == "ask" else f"a log RCA of {len(question.splitlines())} line(s)"
+        tool_args = command_args(sub, question)
+        shown = shown_request(sub, question, tool_args)
         try:
             starter = await client.chat_postMessage(
                 channel=channel,
@@ -123,7 +152,14 @@ def register_listeners(app: AsyncApp, services: Services) -> None:
             )
             return
         await answer_in_thread(
-            services, client, channel, starter["ts"], question, user, tool=ASKS[sub]
+            services,
+            client,
+            channel,
+            starter["ts"],
+            question or shown,
+            user,
+            tool=ASKS[sub],
+            tool_args=tool_args,
         )
 
     app.command("/ops")(ack=ack_ops, lazy=[run_ops])
@@ -200,7 +236,9 @@ async def answer_in_thread(
     user: str,
     *,
     tool: str | None = None,
+    tool_args: dict[str, Any] | None = None,
     files: list[dict[str, Any]] | None = None,
+    source: str = "slack",
 ) -> None:
     """Post a status message in the thread, run the agent, replace the status by the answer.
 
@@ -240,8 +278,9 @@ async def answer_in_thread(
                 thread_id,
                 question,
                 user=user,
-                source="slack",
+                source=source,
                 tool=tool,
+                tool_args=tool_args,
                 attachments=attachments,
                 on_status=on_status,
             )
@@ -307,6 +346,16 @@ async def post_answer(
                 filename=f"{result.tool}-report.md",
                 title=f"{result.tool} report",
             )
+        for image in result.images:  # charts
+            path = Path(image)
+            if path.is_file():
+                await client.files_upload_v2(
+                    channel=channel,
+                    thread_ts=thread_ts,
+                    file=str(path),
+                    filename=path.name,
+                    title=f"{result.tool} chart",
+                )
 
 
 __all__ = ["Services", "answer_in_thread", "parse_command", "register_listeners"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 
 from slack_sdk.models.blocks import (
     Block,
@@ -29,6 +30,11 @@ HELP = [
     ("`/ops help`", "this list"),
     ("`/ops ask <question>`", "answer from the team's runbooks, in a new thread"),
     ("`/ops rca <log lines>`", "root-cause analysis of pasted logs, in a new thread"),
+    (
+        "`/ops metrics <PromQL> [range] [step]`",
+        "run a PromQL query: figures per series and a chart, in a new thread",
+    ),
+    ("`/ops alerts [severity]`", "what is firing now, grouped, with severity and age"),
     (
         "`@opsbot <question>`",
         "start a conversation in a thread; replies there continue it; attach a log file for an RCA",
@@ -140,7 +146,9 @@ def help_blocks() -> list[Block]:
     lines = "\n".join(f"{cmd} — {what}" for cmd, what in HELP)
     return [
         HeaderBlock(text="opsbot"),
-        *sections("I answer from your team's runbooks and cite the sections I use.\n" + lines),
+        *sections(
+            "I answer from your team's runbooks, metrics and logs, and cite what I use.\n" + lines
+        ),
     ]
 
 
@@ -160,6 +168,43 @@ def pending_blocks(calls: str, requested_by: str) -> list[Block]:
             f"other than <@{requested_by}>."
         )
     ]
+
+
+def duration_text(delta: timedelta) -> str:
+    """``2h 5m``, ``4m 10s``: how long something lasted."""
+    seconds = max(0, int(delta.total_seconds()))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h {minutes}m"
+    return f"{minutes}m {secs}s" if minutes else f"{secs}s"
+
+
+def incident_blocks(
+    title: str,
+    status: str,
+    severity: str,
+    summary: str,
+    started: datetime | None,
+    resolved: datetime | None,
+    firing: int,
+) -> list[Block]:
+    """The first message of an alert group's thread: what fires, since when; or that it
+    resolved and how long it lasted."""
+    if status == "resolved":
+        head = f":white_check_mark: *RESOLVED* {escape(title)}"
+    else:
+        head = f":rotating_light: *FIRING* {escape(title)}"
+    facts = [f"severity *{escape(severity)}*"] if severity else []
+    if started is not None:
+        facts.append(f"since {started:%Y-%m-%d %H:%M} UTC")
+    if resolved is not None and started is not None:
+        facts.append(f"resolved {resolved:%H:%M} UTC, lasted {duration_text(resolved - started)}")
+    elif status != "resolved":
+        facts.append(f"{firing} alert(s) firing")
+    blocks: list[Block] = [*sections(head + ("\n" + escape(summary) if summary else ""))]
+    blocks.append(context(" · ".join(facts) or status))
+    return blocks
 
 
 def as_dicts(blocks: Sequence[Block]) -> list[dict[str, object]]:

@@ -1,0 +1,1 @@
+"""Alertmanager's webhook: a firing alert group opens a triage thread in Slack."""

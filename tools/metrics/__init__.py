@@ -1,0 +1,1 @@
+"""Metrics: PromQL against Prometheus, grounded questions, charts and firing alerts."""

@@ -1,0 +1,287 @@
+"""Grounding: what metrics and label values a Prometheus really has, and which of them a
+question speaks of.
+
+- The catalog: metric families with their type and help (``/api/v1/metadata``), plus the
+  names with no metadata (type guessed from the name's suffix), cached for a few minutes.
+- Matching a question to families: the runbook embedder (cosine of question and
+  "name words: help") and a lexical match (stemmed words of the name and help, with a
+  few words operators use for the same thing), blended.
+- Label values named in the question (``checkout``, ``llm gateway``, ``5xx``) become
+  matchers on the labels where the chosen metric really has them.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from knowledge.lexical import tokenize
+from tools.metrics.client import Prometheus
+
+if TYPE_CHECKING:
+    from knowledge.embedder import Embedder
+
+CATALOG_TTL_S = 300.0
+#: Labels never matched against words of a question.
+SKIP_LABELS = {"__name__", "le", "quantile"}
+#: A label with more values than this is not scanned for names (ids, timestamps...).
+MAX_LABEL_VALUES = 5000
+#: Labels preferred when a word is a value of several (e.g. job and service).
+LABEL_PREFERENCE = ("job", "service", "app", "namespace", "instance", "pod", "container")
+STATUS_LABELS = ("code", "status", "status_code", "response_code", "http_status")
+#: Words operators use for what metric names call otherwise (stemmed on use).
+SYNONYMS: dict[str, tuple[str, ...]] = {
+    "latency": ("duration", "seconds", "time"),
+    "slow": ("latency", "duration"),
+    "response": ("duration", "request"),
+    "memory": ("mem", "memavailable", "resident", "bytes"),
+    "ram": ("memory", "mem"),
+    "disk": ("filesystem", "fs", "avail", "storage"),
+    "space": ("avail", "filesystem"),
+    "traffic": ("requests",),
+    "throughput": ("requests", "total"),
+    "rps": ("requests",),
+    "qps": ("requests",),
+    "errors": ("requests", "code"),
+    "error": ("requests", "code"),
+    "5xx": ("requests", "code"),
+    "4xx": ("requests", "code"),
+    "failures": ("requests", "code"),
+    "utilisation": ("utilization", "ratio", "usage"),
+    "utilization": ("ratio", "usage"),
+    "usage": ("utilization", "ratio"),
+    "restarts": ("restart",),
+    "backlog": ("lag", "queue"),
+    "waiting": ("queue",),
+    "cpu": ("cpu", "seconds"),
+}
+_WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:\-]*")
+_STATUS_CLASS = re.compile(r"^([1-5])xx$", re.I)
+
+
+@dataclass(frozen=True)
+class Family:
+    """A metric family: ``name`` as the metadata has it (histograms without ``_bucket``)."""
+
+    name: str
+    type: str  # counter, gauge, histogram, summary, unknown
+    help: str = ""
+
+    @property
+    def text(self) -> str:
+        words = " ".join(part for part in re.split(r"[_:]", self.name) if part)
+        return f"{words}: {self.help}" if self.help else words
+
+
+@dataclass
+class Catalog:
+    families: list[Family]
+    vectors: np.ndarray | None = None
+    labels: dict[str, dict[str, str]] = field(default_factory=dict)
+    """Label values by lower-cased value (see ``label_index``)."""
+    built_at: float = field(default_factory=time.monotonic)
+
+    def get(self, name: str) -> Family | None:
+        return next((f for f in self.families if f.name == name), None)
+
+
+def guess_type(name: str) -> str:
+    if name.endswith(("_total", "_count", "_sum")):
+        return "counter"
+    if name.endswith("_bucket"):
+        return "histogram"
+    return "gauge"
+
+
+def build_catalog(client: Prometheus) -> Catalog:
+    metadata = client.metadata()
+    names = set(client.metric_names())
+    families = [Family(name, kind, help_) for name, (kind, help_) in sorted(metadata.items())]
+    covered = set(metadata)
+    for name in sorted(names):
+        base = re.sub(r"_(bucket|sum|count)$", "", name)
+        if name in covered or base in covered:
+            continue
+        if name.endswith("_bucket"):
+            families.append(Family(base, "histogram"))
+            covered.add(base)
+        else:
+            families.append(Family(name, guess_type(name)))
+    present = {re.sub(r"_(bucket|sum|count|total)$", "", n) for n in names} | names
+    families = [f for f in families if f.name in present or f.name in names]
+    return Catalog(families)
+
+
+_CACHE: dict[str, Catalog] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def catalog_for(client: Prometheus, embedder: Embedder | None) -> Catalog:
+    """The catalog of a Prometheus, rebuilt after CATALOG_TTL_S."""
+    with _CACHE_LOCK:
+        cached = _CACHE.get(client.url)
+        if cached is not None and time.monotonic() - cached.built_at < CATALOG_TTL_S:
+            return cached
+    catalog = build_catalog(client)
+    catalog.labels = label_index(client)
+    if embedder is not None and catalog.families:
+        catalog.vectors = embedder.encode([f.text for f in catalog.families])
+    with _CACHE_LOCK:
+        _CACHE[client.url] = catalog
+    return catalog
+
+
+def question_terms(question: str) -> set[str]:
+    """Stemmed words of a question, with the words operators use for the same things."""
+    words = [w.lower() for w in _WORD.findall(question)]
+    extra = [syn for w in words for syn in SYNONYMS.get(w, ())]
+    return set(tokenize(" ".join(words + extra)))
+
+
+@dataclass(frozen=True)
+class Candidate:
+    family: Family
+    score: float
+    lexical: float
+    dense: float
+
+
+def rank_families(
+    question: str, catalog: Catalog, embedder: Embedder | None, k: int = 8
+) -> list[Candidate]:
+    """Families most likely meant by ``question``, best first.
+
+    ``lexical`` is the share of the name's words the question (with synonyms) carries, plus
+    a little for words of the help text; ``dense`` the cosine similarity. They are blended
+    half and half.
+    """
+    terms = question_terms(question)
+    dense = np.zeros(len(catalog.families), dtype=np.float32)
+    if embedder is not None and catalog.vectors is not None:
+        dense = catalog.vectors @ embedder.encode([question])[0]
+    out = []
+    for i, family in enumerate(catalog.families):
+        name_terms = set(tokenize(" ".join(re.split(r"[_:]", family.name))))
+        name_terms -= {"total", "bucket", "second", "byte", "ratio"}  # units say little
+        help_terms = set(tokenize(family.help)) - name_terms
+        name_hit = len(terms & name_terms) / max(len(name_terms), 1)
+        help_hit = min(len(terms & help_terms), 3) / 10
+        lexical = min(name_hit + help_hit, 1.0)
+        score = 0.5 * lexical + 0.5 * float(dense[i])
+        out.append(Candidate(family, score, lexical, float(dense[i])))
+    out.sort(key=lambda c: c.score, reverse=True)
+    return out[:k]
+
+
+@dataclass(frozen=True)
+class Matcher:
+    label: str
+    op: str  # "=" or "=~"
+    value: str
+    word: str  # the words of the question it came from
+
+    def __str__(self) -> str:
+        escaped = self.value.replace("\\", "\\\\").replace('"', '\\"')
+        return f'{self.label}{self.op}"{escaped}"'
+
+
+def phrases(question: str) -> list[str]:
+    """Words of the question, and adjacent pairs joined with - and _ (``llm gateway``)."""
+    words = [w.lower().strip(".:-") for w in _WORD.findall(question)]
+    words = [w for w in words if w]
+    pairs = [f"{a}{sep}{b}" for a, b in zip(words, words[1:], strict=False) for sep in "-_"]
+    return pairs + words
+
+
+def label_index(client: Prometheus) -> dict[str, dict[str, str]]:
+    """Lower-cased value (and host part of ``host:port`` values) → {label: value}."""
+    index: dict[str, dict[str, str]] = {}
+    for label in client.label_names():
+        if label in SKIP_LABELS:
+            continue
+        values = client.label_values(label)
+        if len(values) > MAX_LABEL_VALUES:
+            continue
+        for value in values:
+            keys = {value.lower()}
+            if ":" in value:
+                keys.add(value.split(":", 1)[0].lower())
+            for key in keys:
+                index.setdefault(key, {})[label] = value
+    return index
+
+
+def names_with(client: Prometheus, matcher: str, hours: float = 6.0) -> set[str]:
+    """Metric names with a series that ``matcher`` selects (recent hours)."""
+    end = datetime.now(UTC)
+    params = {
+        "match[]": matcher,
+        "start": f"{(end - timedelta(hours=hours)).timestamp():.0f}",
+        "end": f"{end.timestamp():.0f}",
+    }
+    return set(client._call("the label request", client.api.get_label_values, "__name__", params))
+
+
+def series_names(family: Family) -> set[str]:
+    if family.type == "histogram":
+        return {f"{family.name}_bucket", f"{family.name}_sum", f"{family.name}_count"}
+    if family.type == "summary":
+        return {family.name, f"{family.name}_sum", f"{family.name}_count"}
+    return {family.name}
+
+
+def value_matchers(
+    question: str, index: dict[str, dict[str, str]], metric_terms: set[str]
+) -> list[list[Matcher]]:
+    """For each label value the question names, the matchers it could become (best first).
+
+    Words that are part of the metric's name are not label values here.
+    """
+    found: list[list[Matcher]] = []
+    used: set[str] = set()
+    for phrase in phrases(question):
+        if phrase in used or any(phrase in u.split("-") or phrase in u.split("_") for u in used):
+            continue
+        if status := _STATUS_CLASS.match(phrase):
+            found.append(
+                [Matcher(label, "=~", f"{status.group(1)}..", phrase) for label in STATUS_LABELS]
+            )
+            used.add(phrase)
+            continue
+        labels = index.get(phrase)
+        terms = set(tokenize(phrase))
+        if not labels or phrase.isdigit() or not terms:
+            continue
+        if terms <= metric_terms and "-" not in phrase:  # part of the metric's name
+            continue
+        order = sorted(
+            labels,
+            key=lambda lb: LABEL_PREFERENCE.index(lb) if lb in LABEL_PREFERENCE else 99,
+        )
+        found.append([Matcher(label, "=", labels[label], phrase) for label in order])
+        used.add(phrase)
+    return found
+
+
+def choose_matchers(
+    client: Prometheus, family: Family, options: list[list[Matcher]]
+) -> tuple[list[Matcher], list[str]]:
+    """The option of each value where ``family`` really has series; words with none are
+    returned as unmatched."""
+    wanted = series_names(family)
+    chosen: list[Matcher] = []
+    unmatched: list[str] = []
+    for alternatives in options:
+        for matcher in alternatives:
+            if wanted & names_with(client, "{" + str(matcher) + "}"):
+                chosen.append(matcher)
+                break
+        else:
+            unmatched.append(alternatives[0].word)
+    return chosen, unmatched
