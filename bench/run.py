@@ -148,7 +148,13 @@ def demo_cold_start(env: dict[str, str], runs: int = 3) -> dict[str, float]:
 
 
 #: Other benchmark modules, each with a main() that writes its own results file.
-BENCHES = ("bench.retrieval", "bench.log_grouping", "bench.rca_ranking")
+BENCHES = (
+    "bench.retrieval",
+    "bench.log_grouping",
+    "bench.rca_ranking",
+    "bench.metrics_questions",
+    "bench.metrics_alerts",
+)
 
 
 def main() -> None:
