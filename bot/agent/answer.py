@@ -44,6 +44,7 @@ class Answer(BaseModel):
         for result in self.results:
             if result.status in ("error", "approval_required"):
                 lines += ["", f"{result.tool}: {result.message}"]
+            lines += [f"\nChart: {image}" for image in result.images]
         lines += [f"\nNote: {note}" for note in self.notes]
         return "\n".join(lines)
 
