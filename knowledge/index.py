@@ -3,8 +3,12 @@
 A query that names a runbook's alert, quotes its title or carries its ``runbook_url`` gets
 that runbook first (``knowledge.names``). The rest is ranked by reciprocal rank fusion
 (``knowledge.fusion``) of dense retrieval (FAISS over section embeddings: each runbook's
-best section) and BM25 over whole runbooks (``knowledge.lexical``), grouped per runbook,
-with the best section and a snippet.
+best section), BM25 over whole runbooks (``knowledge.lexical``) and, in hybrid mode, the
+runbooks whose name the query holds a good part of (``knowledge.names.NameOverlap``), each
+list with the same weight; grouped per runbook, with the best section and a snippet.
+
+The query is analyzed once: BM25, the name overlap and the choice of each runbook's section
+share its terms.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from knowledge.documents import Chunk
 from knowledge.embedder import Embedder
 from knowledge.fusion import best_possible, competition_ranks, reciprocal_rank_fusion
 from knowledge.lexical import LexicalIndex, tokenize
-from knowledge.names import NameMatcher
+from knowledge.names import NameMatcher, NameOverlap
 from knowledge.storage import (
     CHUNKS_FILE,
     FORMAT_VERSION,
@@ -69,9 +73,11 @@ _URL = re.compile(r"https?://\S+")
 class SearchHit:
     """A document that matches a query, with its best section.
 
-    ``score`` is the fused relevance: 1.0 for a runbook named in the query or ranked first by
-    both retrievers, about 0.5 for one found by a single retriever. ``dense`` is the cosine
-    similarity of the best section, ``lexical`` the runbook's BM25 score.
+    ``score`` is the fused relevance, relative to a runbook ranked first by every list of the
+    mode: 1.0 for a runbook named in the query or first in every list. In hybrid mode (three
+    lists: dense, BM25, name overlap) a runbook first for dense and BM25 but not named gets
+    about 0.67, one found by a single list about 0.33; with two lists, 1.0 and 0.5. ``dense``
+    is the cosine similarity of the best section, ``lexical`` the runbook's BM25 score.
     """
 
     doc: str
@@ -126,6 +132,9 @@ class RunbookIndex:
             np.arange(len(self.documents)), [e.count for e in self.documents]
         )
         self._names = NameMatcher([e.names for e in self.documents])
+        self._name_overlap = NameOverlap(
+            [[PurePosixPath(e.path).stem, e.title, *e.names] for e in self.documents]
+        )
         self._position = {entry.path: i for i, entry in enumerate(self.documents)}
         self._by_key: dict[str, list[int]] = {}  # file stems and declared alert names
         for position, entry in enumerate(self.documents):
@@ -173,24 +182,31 @@ class RunbookIndex:
         ``context`` (an earlier question of the conversation) steers a short follow-up: the
         query vector is blended with the context's, ``context_weight`` of it, and renormalised;
         BM25 adds the context's scores at the same weight. ``mode`` picks the ranked
-        retrievers (``dense`` or ``lexical`` alone, for comparison); exact matches come first
-        in every mode. A runbook is returned only with evidence: named in the query, or with
-        a section within ``MIN_SIMILARITY`` of it (a term in common, for lexical search).
+        retrievers (``dense`` or ``lexical``, BM25 alone, for comparison; ``hybrid`` adds the
+        name overlap of the query, not of the context); exact matches come first in every
+        mode. A runbook is returned only with evidence: named in the query, or with a section
+        within ``MIN_SIMILARITY`` of it (a term in common, for lexical search).
         """
         query = query.strip()
         if not query or k < 1:
             return []
         context = context.strip() if context else None
+        query_terms = tokenize(query)
         vector = self._query_vector(query, context, context_weight) if mode != "lexical" else None
         dense = self._dense(vector) if vector is not None else {}
-        lexical = self._lexical_scores(query, context, context_weight) if mode != "dense" else {}
+        lexical = (
+            self._lexical_scores(query_terms, context, context_weight) if mode != "dense" else {}
+        )
         exact = self._exact(query)
         rankings = []
         if mode != "lexical":
             rankings.append(competition_ranks({d: s for d, (s, _) in dense.items()}))
         if mode != "dense":
             rankings.append(competition_ranks(lexical))
+        if mode == "hybrid":
+            rankings.append(competition_ranks(self._name_overlap.scores(query_terms)))
         fused = reciprocal_rank_fusion(rankings)
+        top = best_possible(len(rankings))
         order = sorted(
             set(exact) | set(fused),
             key=lambda d: (
@@ -200,8 +216,7 @@ class RunbookIndex:
                 -dense.get(d, (-1.0, -1))[0],
             ),
         )
-        top = best_possible(len(rankings))
-        terms = set(tokenize(query))
+        terms = set(query_terms)
         hits: list[SearchHit] = []
         for d in order:
             if d not in exact and not self._has_evidence(d, vector, dense, lexical):
@@ -257,9 +272,11 @@ class RunbookIndex:
                 best[doc] = (float(score), int(idx))
         return best
 
-    def _lexical_scores(self, query: str, context: str | None, weight: float) -> dict[int, float]:
+    def _lexical_scores(
+        self, terms: list[str], context: str | None, weight: float
+    ) -> dict[int, float]:
         """BM25 of the best runbooks (those with any term in common with the query)."""
-        scores = self._lexical.scores(query)
+        scores = self._lexical.scores_of(terms)
         if context:
             scores = scores + weight * self._lexical.scores(context)
         count = min(LEXICAL_CANDIDATES, int(np.count_nonzero(scores > 0)))

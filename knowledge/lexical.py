@@ -8,7 +8,11 @@ Alert text and runbooks share identifiers (``KubePodCrashLooping``, ``kube-state
 - also emits the joined runs of two or more parts (``KubeAPIDown`` gives ``kubeapi``,
   ``apidown`` and ``kubeapidown``), so "KubeAPI" in a query meets "KubeAPIDown" in a runbook.
 
-BM25 runs with the library's (Lucene's) defaults: ``k1=1.5``, ``b=0.75``.
+BM25 runs with the library's (Lucene's) defaults: ``k1=1.5``, ``b=0.75``. Each query term
+counts once however often the query repeats it (binary query-term weights, BM25's ``k3 = 0``):
+an alert's summary often restates its description, and a generic phrase said twice
+("disappeared from Prometheus target discovery") must not outweigh the one word that names
+the component.
 """
 
 from __future__ import annotations
@@ -52,6 +56,18 @@ def _stemmer() -> Stemmer.Stemmer:
 def identifier_parts(raw: str) -> list[str]:
     """``KubeAPIDown`` → ``["Kube", "API", "Down"]``; ``kube-state-metrics`` → 3 parts."""
     return [part for seg in _SEP.split(raw) for part in _CAMEL.findall(seg)]
+
+
+def stemmed_parts(text: str) -> list[str]:
+    """The analyzer's single-part terms of ``text``, without the joined runs."""
+    stem = _stemmer().stemWord
+    out: list[str] = []
+    for raw in _RAW.findall(text):
+        for part in identifier_parts(raw):
+            word = part.lower()
+            if not word.isdigit() and word not in _STOP:
+                out.append(stem(word))
+    return out
 
 
 def tokenize(text: str) -> list[str]:
@@ -98,7 +114,11 @@ class LexicalIndex:
 
     def scores(self, query: str) -> np.ndarray:
         """BM25 of every text for ``query`` (zeros when no query term is indexed)."""
-        ids = [self._vocab[t] for t in tokenize(query) if t in self._vocab]
+        return self.scores_of(tokenize(query))
+
+    def scores_of(self, terms: Iterable[str]) -> np.ndarray:
+        """BM25 of every text for analyzed query ``terms``, each distinct term once."""
+        ids = [self._vocab[t] for t in dict.fromkeys(terms) if t in self._vocab]
         if not ids:
             return np.zeros(self.size, dtype=np.float32)
         return np.asarray(self._model.get_scores_from_ids(ids), dtype=np.float32)

@@ -6,20 +6,27 @@ its file stem when the stem is an identifier of several parts (``KubePodCrashLoo
 titles ("cache", "Watchdog") are left to the ranked retrievers: as plain words they would
 match too much. Names are compared as lower-case word sequences, so ``KubePodCrashLooping``,
 ``kubepodcrashlooping`` and "Kube Pod Crash Looping" each match their own kind of name.
+
+Partial names: :class:`NameOverlap` ranks the runbooks whose name the query names in part
+("KubeAPI has disappeared ..." and the runbook ``KubeAPIDown``), a third ranked list for the
+fusion in ``knowledge.index``.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Sequence
 from pathlib import PurePosixPath
 
 from knowledge.documents import Document
-from knowledge.lexical import identifier_parts
+from knowledge.lexical import identifier_parts, stemmed_parts
 
 _WORD = re.compile(r"[a-z0-9]+")
 #: Names longer than this (in words) are not looked for.
 MAX_NAME_WORDS = 16
+#: The share of a runbook's name (IDF-weighted) a query must hold to rank it by name.
+MIN_NAME_COVERAGE = 1 / 3
 
 
 def words(text: str) -> tuple[str, ...]:
@@ -68,3 +75,49 @@ class NameMatcher:
                 for doc in self._docs.get(q[start : start + size], ()):
                     found[doc] = max(found.get(doc, 0), size)
         return sorted(found, key=lambda doc: (-found[doc], doc))
+
+
+class NameOverlap:
+    """Ranks documents by how much of their name a query contains.
+
+    A document's name terms are the stemmed identifier parts of its file stem, title and
+    declared alert names (``KubeAPIDown`` and "Kube API Down" give ``kube``, ``api``,
+    ``down``), each weighted by its inverse document frequency among the names, so a part
+    that many runbooks share ("Kube", "Prometheus") weighs less than the one that tells
+    siblings apart ("Scheduler", "Kubelet"). A document's score is the weighted share of its
+    name terms the query contains; only documents with at least ``min_coverage`` of it are
+    ranked: a query that mentions one common part of a long name has not named that runbook.
+
+    Alert texts name the component they are about ("Kubelet has disappeared from Prometheus
+    target discovery") in words that are a runbook's name rather than its body, while sibling
+    runbooks share the rest of the sentence word for word. Whole-document BM25 and embeddings
+    see mostly the shared sentence; this ranking sees the name.
+    """
+
+    def __init__(
+        self, names_per_doc: Sequence[Iterable[str]], min_coverage: float = MIN_NAME_COVERAGE
+    ) -> None:
+        terms_per_doc = [
+            frozenset(t for name in names for t in stemmed_parts(name)) for names in names_per_doc
+        ]
+        frequency: dict[str, int] = {}
+        for terms in terms_per_doc:
+            for term in terms:
+                frequency[term] = frequency.get(term, 0) + 1
+        n = len(terms_per_doc)
+        self._idf = {t: math.log(1 + (n - f + 0.5) / (f + 0.5)) for t, f in frequency.items()}
+        self._postings: dict[str, list[int]] = {}
+        for doc, terms in enumerate(terms_per_doc):
+            for term in terms:
+                self._postings.setdefault(term, []).append(doc)
+        self._total = [sum(self._idf[t] for t in terms) for terms in terms_per_doc]
+        self.min_coverage = min_coverage
+
+    def scores(self, terms: Iterable[str]) -> dict[int, float]:
+        """Document → share of its name in ``terms`` (query terms, ``stemmed_parts``)."""
+        held: dict[int, float] = {}
+        for term in set(terms):
+            for doc in self._postings.get(term, ()):
+                held[doc] = held.get(doc, 0.0) + self._idf[term]
+        coverage = {doc: weight / self._total[doc] for doc, weight in held.items()}
+        return {doc: c for doc, c in coverage.items() if c >= self.min_coverage}

@@ -103,20 +103,21 @@ def test_shared_alerts_retrieve_their_runbook(
 ) -> None:
     """Correctness on data written elsewhere: 108 runbooks, 60 real alerts (name left out).
 
-    The issue's target is hit@5 == 1.0. Two alerts stay just outside the top 5 (KubeAPIDown
-    and KubeletDown, ranks 6-7): their text, "<component> has disappeared from Prometheus
-    target discovery", is word for word the Meaning section of two sibling runbooks
-    (KubeSchedulerDown, KubeControllerManagerDown). See bench/results/retrieval.json.
+    The issue's target: hit@1 >= 0.95 and hit@5 == 1.0. KubeAPIDown and KubeletDown were the
+    hard ones: their text, "<component> has disappeared from Prometheus target discovery",
+    is word for word the Meaning section of two sibling runbooks (KubeSchedulerDown,
+    KubeControllerManagerDown); the name overlap ranking and distinct BM25 query terms bring
+    them into the top 5. See bench/results/retrieval.json.
     """
     ranks = []
     for alert in shared_alerts:
         docs = [h.doc for h in shared_index.search(alert_query(alert), k=5)]
         ranks.append(docs.index(alert["runbook"]) + 1 if alert["runbook"] in docs else None)
-    hit5 = sum(r is not None for r in ranks) / len(ranks)
-    hit1 = sum(r == 1 for r in ranks) / len(ranks)
+    misses = [a["alert"] for a, r in zip(shared_alerts, ranks, strict=True) if r is None]
+    firsts = sum(r == 1 for r in ranks)
     assert len(ranks) == 60
-    assert hit1 >= 0.95, f"hit@1 {hit1:.3f}"
-    assert hit5 >= 0.95, f"hit@5 {hit5:.3f}"
+    assert not misses, f"not in the top 5: {misses}"
+    assert firsts >= 58, f"hit@1 {firsts / 60:.3f}"
 
 
 def test_hybrid_beats_each_retriever_alone(

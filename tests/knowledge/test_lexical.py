@@ -4,7 +4,7 @@ from pathlib import Path
 
 import numpy as np
 
-from knowledge.lexical import LexicalIndex, identifier_parts, tokenize
+from knowledge.lexical import LexicalIndex, identifier_parts, stemmed_parts, tokenize
 
 
 def test_identifiers_split_into_parts_and_runs() -> None:
@@ -41,3 +41,21 @@ def test_bm25_ranks_the_runbook_sharing_the_rare_terms_first(tmp_path: Path) -> 
     loaded = LexicalIndex.load(tmp_path)
     assert np.allclose(loaded.scores("crash loops"), index.scores("crash loops"))
     assert loaded.scores("quarterly sales tax").sum() == 0  # nothing in common
+
+
+def test_stemmed_parts_leave_out_the_joined_runs() -> None:
+    assert stemmed_parts("KubeAPIDown: Kube API Down") == ["kube", "api", "down"] * 2
+    assert stemmed_parts("KubeletClientCertificateExpiration") == [
+        "kubelet",
+        "client",
+        "certif",
+        "expir",
+    ]
+
+
+def test_a_repeated_query_term_counts_once() -> None:
+    """A summary that restates the description must not weigh its words twice."""
+    index = LexicalIndex.build(RUNBOOKS)
+    once = index.scores("redis cache evicted")
+    assert np.allclose(index.scores("redis cache evicted. redis cache evicted redis"), once)
+    assert np.allclose(index.scores_of(tokenize("redis cache evicted") * 3), once)
