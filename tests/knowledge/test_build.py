@@ -145,3 +145,13 @@ def test_urls_resolve_by_stem_folder_and_declared_alert(
     assert index.resolve_url("https://runbooks.example.com/x/unknown") is None
     hit = index.search("see https://runbooks.example.com/x/NodeDiskFull for this", k=1)[0]
     assert hit.doc == "disk.md" and hit.exact
+
+
+def test_a_query_encodes_like_a_batch(embedder: Embedder) -> None:
+    """Few texts skip SentenceTransformer.encode's batching; the vectors are the same."""
+    texts = ["kubelet has disappeared from target discovery", "pods crash-loop", "etcd leader"]
+    batch = embedder.encode(texts * 4)  # 12 texts: encode's own path
+    direct = embedder.encode(texts)
+    assert direct.shape == (3, embedder.dimension) and direct.dtype == np.float32
+    assert np.allclose(direct, batch[:3], atol=1e-5)
+    assert np.allclose(np.linalg.norm(direct, axis=1), 1.0, atol=1e-5)
