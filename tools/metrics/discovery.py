@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from knowledge.lexical import tokenize
+from knowledge.lexical import identifier_parts, tokenize
 from tools.metrics.client import Prometheus
 
 if TYPE_CHECKING:
@@ -39,9 +39,15 @@ STATUS_LABELS = ("code", "status", "status_code", "response_code", "http_status"
 SYNONYMS: dict[str, tuple[str, ...]] = {
     "latency": ("duration", "seconds", "time"),
     "slow": ("latency", "duration"),
+    "slowest": ("latency", "duration"),
     "response": ("duration", "request"),
-    "memory": ("mem", "memavailable", "resident", "bytes"),
-    "ram": ("memory", "mem"),
+    "percentile": ("latency", "duration"),
+    "median": ("latency", "duration"),
+    "memory": ("mem", "resident", "bytes"),
+    "ram": ("memory", "mem", "resident"),
+    "free": ("avail", "available"),
+    "available": ("avail",),
+    "full": ("avail", "size", "used"),
     "disk": ("filesystem", "fs", "avail", "storage"),
     "space": ("avail", "filesystem"),
     "traffic": ("requests",),
@@ -56,13 +62,23 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
     "utilisation": ("utilization", "ratio", "usage"),
     "utilization": ("ratio", "usage"),
     "usage": ("utilization", "ratio"),
+    "busy": ("utilization",),
     "restarts": ("restart",),
+    "restarted": ("restart",),
+    "crash": ("restarts",),
+    "crashing": ("restarts",),
+    "crashloop": ("restarts",),
+    "crashlooping": ("restarts",),
     "backlog": ("lag", "queue"),
     "waiting": ("queue",),
+    "queued": ("queue",),
     "cpu": ("cpu", "seconds"),
 }
+#: Words a question uses for a latency quantile ("p99", "p99.9").
+_QUANTILE_WORD = re.compile(r"^p\d{2}(?:\.\d+)?$")
+#: Unit words at the end of a metric name: they say how, not what.
+UNIT_WORDS = {"total", "bytes", "seconds", "ratio", "bucket", "count", "sum", "info"}
 _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:\-]*")
-_STATUS_CLASS = re.compile(r"^([1-5])xx$", re.I)
 
 
 @dataclass(frozen=True)
@@ -141,7 +157,16 @@ def question_terms(question: str) -> set[str]:
     """Stemmed words of a question, with the words operators use for the same things."""
     words = [w.lower() for w in _WORD.findall(question)]
     extra = [syn for w in words for syn in SYNONYMS.get(w, ())]
+    extra += [s for w in words if _QUANTILE_WORD.match(w) for s in SYNONYMS["percentile"]]
     return set(tokenize(" ".join(words + extra)))
+
+
+def name_terms(name: str) -> set[str]:
+    """Stemmed words of a metric name, camelCase split, without its trailing unit words."""
+    parts = [p for p in re.split(r"[_:]", name) if p]
+    while len(parts) > 1 and parts[-1].lower() in UNIT_WORDS:
+        parts.pop()
+    return {t for part in parts for piece in identifier_parts(part) for t in tokenize(piece)}
 
 
 @dataclass(frozen=True)
@@ -150,6 +175,8 @@ class Candidate:
     score: float
     lexical: float
     dense: float
+    name_hit: float = 0.0
+    """Share of the name's words (units aside) that the question carries."""
 
 
 def rank_families(
@@ -167,36 +194,15 @@ def rank_families(
         dense = catalog.vectors @ embedder.encode([question])[0]
     out = []
     for i, family in enumerate(catalog.families):
-        name_terms = set(tokenize(" ".join(re.split(r"[_:]", family.name))))
-        name_terms -= {"total", "bucket", "second", "byte", "ratio"}  # units say little
-        help_terms = set(tokenize(family.help)) - name_terms
-        name_hit = len(terms & name_terms) / max(len(name_terms), 1)
+        words = name_terms(family.name)
+        help_terms = set(tokenize(family.help)) - words
+        name_hit = len(terms & words) / max(len(words), 1)
         help_hit = min(len(terms & help_terms), 3) / 10
         lexical = min(name_hit + help_hit, 1.0)
         score = 0.5 * lexical + 0.5 * float(dense[i])
-        out.append(Candidate(family, score, lexical, float(dense[i])))
+        out.append(Candidate(family, score, lexical, float(dense[i]), name_hit))
     out.sort(key=lambda c: c.score, reverse=True)
     return out[:k]
-
-
-@dataclass(frozen=True)
-class Matcher:
-    label: str
-    op: str  # "=" or "=~"
-    value: str
-    word: str  # the words of the question it came from
-
-    def __str__(self) -> str:
-        escaped = self.value.replace("\\", "\\\\").replace('"', '\\"')
-        return f'{self.label}{self.op}"{escaped}"'
-
-
-def phrases(question: str) -> list[str]:
-    """Words of the question, and adjacent pairs joined with - and _ (``llm gateway``)."""
-    words = [w.lower().strip(".:-") for w in _WORD.findall(question)]
-    words = [w for w in words if w]
-    pairs = [f"{a}{sep}{b}" for a, b in zip(words, words[1:], strict=False) for sep in "-_"]
-    return pairs + words
 
 
 def label_index(client: Prometheus) -> dict[str, dict[str, str]]:
@@ -233,55 +239,4 @@ def series_names(family: Family) -> set[str]:
         return {f"{family.name}_bucket", f"{family.name}_sum", f"{family.name}_count"}
     if family.type == "summary":
         return {family.name, f"{family.name}_sum", f"{family.name}_count"}
-    return {family.name}
-
-
-def value_matchers(
-    question: str, index: dict[str, dict[str, str]], metric_terms: set[str]
-) -> list[list[Matcher]]:
-    """For each label value the question names, the matchers it could become (best first).
-
-    Words that are part of the metric's name are not label values here.
-    """
-    found: list[list[Matcher]] = []
-    used: set[str] = set()
-    for phrase in phrases(question):
-        if phrase in used or any(phrase in u.split("-") or phrase in u.split("_") for u in used):
-            continue
-        if status := _STATUS_CLASS.match(phrase):
-            found.append(
-                [Matcher(label, "=~", f"{status.group(1)}..", phrase) for label in STATUS_LABELS]
-            )
-            used.add(phrase)
-            continue
-        labels = index.get(phrase)
-        terms = set(tokenize(phrase))
-        if not labels or phrase.isdigit() or not terms:
-            continue
-        if terms <= metric_terms and "-" not in phrase:  # part of the metric's name
-            continue
-        order = sorted(
-            labels,
-            key=lambda lb: LABEL_PREFERENCE.index(lb) if lb in LABEL_PREFERENCE else 99,
-        )
-        found.append([Matcher(label, "=", labels[label], phrase) for label in order])
-        used.add(phrase)
-    return found
-
-
-def choose_matchers(
-    client: Prometheus, family: Family, options: list[list[Matcher]]
-) -> tuple[list[Matcher], list[str]]:
-    """The option of each value where ``family`` really has series; words with none are
-    returned as unmatched."""
-    wanted = series_names(family)
-    chosen: list[Matcher] = []
-    unmatched: list[str] = []
-    for alternatives in options:
-        for matcher in alternatives:
-            if wanted & names_with(client, "{" + str(matcher) + "}"):
-                chosen.append(matcher)
-                break
-        else:
-            unmatched.append(alternatives[0].word)
-    return chosen, unmatched
+    return {family.name, f"{family.name}_total"}

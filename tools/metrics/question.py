@@ -15,6 +15,7 @@ enough the answer says so and lists the closest metric names; it never guesses.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 
@@ -23,58 +24,46 @@ from pydantic import BaseModel, Field
 from tools.base import Evidence, ToolContext, ToolResult, register
 from tools.metrics.client import Prometheus
 from tools.metrics.discovery import (
-    STATUS_LABELS,
+    Candidate,
     Catalog,
     Family,
-    Matcher,
     catalog_for,
-    choose_matchers,
+    name_terms,
     names_with,
     rank_families,
     series_names,
-    value_matchers,
 )
 from tools.metrics.durations import format_duration
 from tools.metrics.limits import plan_window
 from tools.metrics.query import DEFAULT_RANGE, outcome_result, prometheus, run_range
+from tools.metrics.question_values import (
+    LABEL_PREFERENCE,
+    STATUS_LABELS,
+    Matcher,
+    choose_matchers,
+    merge_same_label,
+    value_matchers,
+)
+from tools.metrics.question_words import grouping, quantile_of, question_range
+from tools.metrics.shapes import counter_name, counts_events, selector, write_promql
 
-#: Below this blended score (half lexical, half cosine) no metric is close enough.
-MIN_SCORE = 0.4
+__all__ = ["grouping", "quantile_of", "question_range", "read_question", "write_promql"]
+
+#: Below this score (half lexical, half cosine, plus label and shape evidence) no metric
+#: is close enough.
+MIN_SCORE = 0.2
+#: A candidate needs one kind of evidence of its own: a word of its name in the question,
+#: a cosine at least this high, or a label value (not a job or instance) at least this
+#: specific to it (1: only this metric has it; 0: every metric has it).
+DENSE_ALONE = 0.5
+SPECIFIC = 0.5
+LABEL_WEIGHT = 0.3
+#: Added for a histogram or summary when the question names a quantile.
+SHAPE_BONUS = 0.15
 #: Candidates tried, best first, for one whose series carry the labels the question names.
 TRY_CANDIDATES = 5
-RATE_WINDOW = "5m"
-_QUANTILE = re.compile(
-    r"\bp(\d{2}(?:\.\d+)?)\b|\b(\d{2}(?:\.\d+)?)(?:st|nd|rd|th)?[ -]?percentile\b|\b(median)\b",
-    re.I,
-)
-_RANGE = re.compile(
-    r"\b(?:last|past|over|in|within|during)\s+(?:the\s+)?(?:(\d+)\s*)?"
-    r"(seconds?|minutes?|mins?|hours?|hrs?|days?|weeks?|[smhdw])\b",
-    re.I,
-)
-_UNIT = {"s": "s", "se": "s", "mi": "m", "m": "m", "h": "h", "ho": "h", "hr": "h", "d": "d"}
-_GROUP = re.compile(r"\b(?:per|by|each|every|which|what|top|across)\s+(\w+)", re.I)
-GROUP_WORDS = {
-    "pod": "pod", "pods": "pod", "instance": "instance", "instances": "instance",
-    "host": "instance", "hosts": "instance", "server": "instance", "servers": "instance",
-    "machine": "instance", "machines": "instance", "node": "instance", "nodes": "instance",
-    "replica": "instance", "replicas": "instance", "namespace": "namespace",
-    "namespaces": "namespace", "job": "job", "jobs": "job", "service": "job",
-    "services": "job", "code": "code", "codes": "code", "status": "code", "method": "method",
-    "methods": "method", "topic": "topic", "topics": "topic", "partition": "partition",
-    "partitions": "partition", "container": "container", "containers": "container",
-    "mountpoint": "mountpoint", "mountpoints": "mountpoint", "device": "device",
-    "devices": "device", "endpoint": "handler", "endpoints": "handler", "route": "handler",
-}  # fmt: skip
-AGGREGATIONS = {
-    "average": "avg", "avg": "avg", "mean": "avg", "total": "sum", "sum": "sum",
-    "overall": "sum", "combined": "sum", "max": "max", "maximum": "max", "highest": "max",
-    "peak": "max", "min": "min", "minimum": "min", "lowest": "min",
-}  # fmt: skip
-ERROR_WORDS = {"error", "errors", "failing", "failed", "failures", "failure", "5xx"}
-RATIO_WORDS = {"ratio", "percentage", "percent", "share", "fraction", "proportion", "%"}
-COUNT_PHRASES = ("how many", "number of", "count of")
-PER_SECOND = ("per second", "/s", "rate", "rps", "qps", "throughput")
+#: Events per second under which a counter's events are counted rather than rated.
+RARE_PER_S = 1 / 60
 
 
 class MetricsQuestionInput(BaseModel):
@@ -110,107 +99,128 @@ class Reading:
         return "; ".join(parts)
 
 
-def question_range(question: str) -> str | None:
-    match = _RANGE.search(question)
-    if not match:
+class Lookup:
+    """Metric names a selector selects, asked of Prometheus once per selector."""
+
+    def __init__(self, client: Prometheus) -> None:
+        self.client = client
+        self._seen: dict[str, set[str]] = {}
+
+    def __call__(self, selector: str) -> set[str]:
+        if selector not in self._seen:
+            self._seen[selector] = names_with(self.client, selector)
+        return self._seen[selector]
+
+    def value(self, promql: str) -> float | None:
+        """The value of a query that returns one number now (None when empty)."""
+        samples = self.client.instant(promql)
+        return samples[0].points[-1][1] if samples and samples[0].points else None
+
+
+def label_evidence(
+    options: list[list[Matcher]], families: list[Family], lookup: Lookup
+) -> dict[str, float]:
+    """Family name → how specific to it a label value the question names is. Values of
+    job, instance and the like (or equal to one) say where, not what, and are left out."""
+    evidence: dict[str, float] = {}
+    what = [alts for alts in options if not any(m.label in LABEL_PREFERENCE for m in alts)]
+    for matcher in (m for alternatives in what for m in alternatives):
+        carriers = lookup("{" + str(matcher) + "}")
+        having = [f.name for f in families if series_names(f) & carriers]
+        if not having:
+            continue
+        specific = 1 - math.log(len(having)) / math.log(max(len(families), 2))
+        for name in having:
+            evidence[name] = max(evidence.get(name, 0.0), specific)
+    return evidence
+
+
+def accepted(
+    question: str, catalog: Catalog, ranked: list[Candidate], lookup: Lookup
+) -> list[Candidate]:
+    """Candidates with evidence of their own, best first by score with label and shape
+    evidence added."""
+    options = value_matchers(question, catalog.labels, set())
+    evidence = label_evidence(options, catalog.families, lookup)
+    quantile = quantile_of(question) is not None
+    out: list[tuple[float, Candidate]] = []
+    for candidate in ranked:
+        label = evidence.get(candidate.family.name, 0.0)
+        shape = SHAPE_BONUS if quantile and candidate.family.type in ("histogram", "summary") else 0
+        score = candidate.score + LABEL_WEIGHT * label + shape
+        grounded = candidate.name_hit > 0 or candidate.dense >= DENSE_ALONE or label >= SPECIFIC
+        if grounded and score >= MIN_SCORE:
+            out.append((score, candidate))
+    out.sort(key=lambda pair: pair[0], reverse=True)
+    return [candidate for _, candidate in out]
+
+
+def group_for(question: str, catalog: Catalog, family: Family, lookup: Lookup) -> str | None:
+    """The label to group by, when the question names one that ``family`` carries."""
+    labels = {label for by_label in catalog.labels.values() for label in by_label}
+    group = grouping(question, labels)
+    if group is None:
         return None
-    count = int(match.group(1) or 1)
-    unit = match.group(2).lower()
-    key = unit[:2] if unit[:2] in _UNIT else unit[:1]
-    if unit.startswith("w"):
-        return f"{count * 7}d"
-    return f"{count}{_UNIT.get(key, unit[0])}"
-
-
-def quantile_of(question: str) -> float | None:
-    match = _QUANTILE.search(question)
-    if not match:
-        return None
-    if match.group(3):
-        return 0.5
-    number = float(match.group(1) or match.group(2))
-    return number / 100 if number < 100 else number / 1000
-
-
-def grouping(question: str) -> str | None:
-    for match in _GROUP.finditer(question):
-        label = GROUP_WORDS.get(match.group(1).lower())
-        if label:
-            return label
-    return None
-
-
-def selector(name: str, matchers: list[Matcher]) -> str:
-    inner = ",".join(str(m) for m in matchers)
-    return f"{name}{{{inner}}}" if inner else name
-
-
-def rate_of(name: str, matchers: list[Matcher]) -> str:
-    return f"rate({selector(name, matchers)}[{RATE_WINDOW}])"
-
-
-def aggregate(op: str, inner: str, group: str | None, *extra: str) -> str:
-    labels = [*extra, group] if group else list(extra)
-    by = f" by ({', '.join(labels)})" if labels else ""
-    return f"{op}{by} ({inner})"
-
-
-def counter_name(family: Family, names: set[str]) -> str:
-    if family.name in names:
-        return family.name
-    return f"{family.name}_total" if f"{family.name}_total" in names else family.name
-
-
-def write_promql(
-    question: str, family: Family, matchers: list[Matcher], group: str | None, rng: str,
-    names: set[str],
-) -> str:  # fmt: skip
-    words = set(re.findall(r"[a-z0-9%]+", question.lower()))
-    low = question.lower()
-    agg = next((AGGREGATIONS[w] for w in re.findall(r"[a-z]+", low) if w in AGGREGATIONS), None)
-    if family.type == "histogram":
-        q = quantile_of(question)
-        if q is None and agg == "avg":
-            num = aggregate("sum", rate_of(family.name + "_sum", matchers), group)
-            den = aggregate("sum", rate_of(family.name + "_count", matchers), group)
-            return f"{num} / {den}"
-        buckets = rate_of(family.name + "_bucket", matchers)
-        return f"histogram_quantile({q or 0.99:g}, {aggregate('sum', buckets, group, 'le')})"
-    if family.type == "counter":
-        name = counter_name(family, names)
-        status = [m for m in matchers if m.label in STATUS_LABELS]
-        error_rate = "rate" in words and bool(words & ERROR_WORDS) and "per" not in words
-        if status and (words & RATIO_WORDS or error_rate):
-            rest = [m for m in matchers if m.label not in STATUS_LABELS]
-            num = aggregate("sum", rate_of(name, matchers), group)
-            den = aggregate("sum", rate_of(name, rest), group)
-            return f"{num} / {den}"
-        if any(p in low for p in COUNT_PHRASES) and not any(p in low for p in PER_SECOND):
-            return aggregate("sum", f"increase({selector(name, matchers)}[{rng}])", group)
-        return aggregate("sum", rate_of(name, matchers), group)
-    plain = selector(family.name, matchers)
-    if agg:
-        return aggregate(agg, plain, group)
-    return plain
+    tries = STATUS_LABELS if group in STATUS_LABELS else (group,)
+    wanted = series_names(family)
+    return next((g for g in tries if wanted & lookup("{" + f'{g}!=""' + "}")), None)
 
 
 def reading_for(
-    client: Prometheus, catalog: Catalog, question: str, family: Family, rng: str, names: set[str]
+    lookup: Lookup, catalog: Catalog, question: str, family: Family, rng: str, names: set[str]
 ) -> Reading:
     """The PromQL for ``question`` if it is about ``family``."""
-    options = value_matchers(question, catalog.labels, set(re.split(r"[_:]", family.name)))
+    options = value_matchers(question, catalog.labels, name_terms(family.name))
     words = set(re.findall(r"[a-z0-9]+", question.lower()))
     named_status = any(m.label in STATUS_LABELS for opts in options for m in opts)
-    if family.type == "counter" and not named_status and words & ERROR_WORDS:
+    error_words = {"error", "errors", "failing", "failed", "failures", "failure"}
+    if family.type == "counter" and not named_status and words & error_words:
         options.append([Matcher(lb, "=~", "5..", "errors") for lb in STATUS_LABELS])
-    matchers, unmatched = choose_matchers(client, family, options)
-    group = grouping(question)
-    if group is not None:
-        carrying = names_with(client, "{" + f'{group}!=""' + "}")
-        if not carrying & (series_names(family) | {f"{family.name}_total"}):
-            group = None
-    promql = write_promql(question, family, matchers, group, rng, names)
+    chosen, unmatched = choose_matchers(lookup, family, options)
+    matchers, merged_group = merge_same_label(chosen)
+    group = group_for(question, catalog, family, lookup) or merged_group
+    name = counter_name(family, names)
+    rare = counts_events(question, family, name) and is_rare(lookup, name, matchers, rng)
+    promql = write_promql(question, family, matchers, group, rng, names, rare=rare)
     return Reading(family, promql, rng, matchers, group, unmatched)
+
+
+def is_rare(lookup: Lookup, name: str, matchers: list[Matcher], rng: str) -> bool:
+    """Whether the counter's events are rare (under RARE_PER_S over the range), so that a
+    count of them reads better than a rate."""
+    rate = lookup.value(f"sum(rate({selector(name, matchers)}[{rng}]))")
+    return rate is not None and rate < RARE_PER_S
+
+
+def spread(lookup: Lookup, reading: Reading) -> bool:
+    """Whether the label the reading groups by has several values on its metric (a question
+    "for each service" is about a metric that more than one service has)."""
+    if reading.group is None:
+        return True
+    name = next(iter(sorted(series_names(reading.family))))
+    count = lookup.value(f"count(count by ({reading.group}) ({selector(name, reading.matchers)}))")
+    return count is not None and count > 1
+
+
+def best_reading(
+    lookup: Lookup, catalog: Catalog, question: str, good: list[Candidate], rng: str,
+    names: set[str],
+) -> Reading:  # fmt: skip
+    """The first candidate's reading that carries every value the question names (and, when
+    it groups, more than one value of the label); else the first that carries them all;
+    else the first."""
+    first: Reading | None = None
+    full: Reading | None = None
+    for candidate in good:
+        reading = reading_for(lookup, catalog, question, candidate.family, rng, names)
+        first = first or reading
+        if reading.unmatched:
+            continue
+        if spread(lookup, reading):
+            return reading
+        full = full or reading
+    assert first is not None
+    return full or first
 
 
 def read_question(
@@ -223,20 +233,15 @@ def read_question(
     try:
         embedder = get_embedder(ctx.embedding_model)
         catalog = catalog_for(client, embedder)
-        candidates = rank_families(question, catalog, embedder)
-        closest = [c.family.name for c in candidates[:5]]
-        good = [c for c in candidates[:TRY_CANDIDATES] if c.score >= MIN_SCORE]
+        ranked = rank_families(question, catalog, embedder, k=len(catalog.families))
+        closest = [c.family.name for c in ranked[:5]]
+        lookup = Lookup(client)
+        good = accepted(question, catalog, ranked, lookup)[:TRY_CANDIDATES]
         if not good:
             return None, closest, catalog
         names = {n for f in catalog.families for n in (f.name, f"{f.name}_total")}
         names &= set(client.metric_names())
-        first: Reading | None = None
-        for candidate in good:
-            reading = reading_for(client, catalog, question, candidate.family, rng, names)
-            if not reading.unmatched:
-                return reading, closest, catalog
-            first = first or reading
-        return first, closest, catalog
+        return best_reading(lookup, catalog, question, good, rng, names), closest, catalog
     finally:
         client.close()
 

@@ -1,0 +1,166 @@
+"""What the words of a metrics question ask for, apart from the metric: the range, the
+quantile, the grouping, an aggregation, a top N, and how a count or a ratio is meant.
+Pure functions over the question's text (no Prometheus, no model)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_QUANTILE = re.compile(
+    r"\bp(\d{2}(?:\.\d+)?)\b|\b(\d{2}(?:\.\d+)?)(?:st|nd|rd|th)?[ -]?percentile\b|\b(median)\b",
+    re.I,
+)
+_NUMBER_WORDS = {
+    "a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6,
+    "seven": 7, "eight": 8, "nine": 9, "ten": 10, "twelve": 12, "fifteen": 15,
+    "twenty": 20, "thirty": 30,
+}  # fmt: skip
+_RANGE = re.compile(
+    r"\b(?:last|past|over|in|within|during)\s+(?:the\s+)?(?:(\d+|"
+    + "|".join(_NUMBER_WORDS)
+    + r")\s*)?(seconds?|minutes?|mins?|hours?|hrs?|days?|weeks?|[smhdw])\b",
+    re.I,
+)
+_UNIT = {"s": "s", "se": "s", "mi": "m", "m": "m", "h": "h", "ho": "h", "hr": "h", "d": "d"}
+#: Words after which a label (or a word for one) names the grouping: "per pod".
+GROUP_PREFIXES = {"per", "by", "each", "every", "which", "what", "top"}
+GROUP_WORDS = {
+    "pod": "pod", "instance": "instance", "host": "instance", "server": "instance",
+    "machine": "instance", "node": "instance", "replica": "instance",
+    "namespace": "namespace", "job": "job", "service": "job", "code": "code",
+    "status": "code", "method": "method", "topic": "topic", "partition": "partition",
+    "container": "container", "mountpoint": "mountpoint", "device": "device",
+    "endpoint": "handler", "route": "handler",
+}  # fmt: skip
+AGGREGATIONS = {
+    "average": "avg", "avg": "avg", "mean": "avg", "total": "sum", "sum": "sum",
+    "overall": "sum", "combined": "sum", "max": "max", "maximum": "max", "highest": "max",
+    "peak": "max", "min": "min", "minimum": "min", "lowest": "min",
+}  # fmt: skip
+SUPERLATIVES = {
+    "most", "highest", "biggest", "largest", "worst", "heaviest", "busiest", "slowest",
+}  # fmt: skip
+ERROR_WORDS = {"error", "errors", "failing", "failed", "failures", "failure", "5xx"}
+RATIO_WORDS = {"ratio", "percentage", "percent", "share", "fraction", "proportion", "%"}
+PERCENT_WORDS = {"percentage", "percent", "%", "pct"}
+FREE_WORDS = {"free", "available", "left", "remaining", "avail"}
+LATENCY_WORDS = {
+    "latency", "duration", "slow", "slowest", "fast", "response", "time", "took", "long",
+}  # fmt: skip
+_RATE = re.compile(
+    r"\bper\s+(?:second|sec|s)\b|/s(?:ec)?\b|\b(?:rate|rps|qps|throughput|traffic)\b", re.I
+)
+_PER_SECOND = re.compile(r"\bper\s+(?:second|sec|s)\b|/s(?:ec)?\b", re.I)
+_COUNT = re.compile(r"\b(?:how many|number of|count of)\b", re.I)
+_SO_FAR = re.compile(r"\bhow many times\b|\bso far\b|\bever\b|\bsince (?:start|boot)", re.I)
+_LOW = re.compile(r"\b(?:low on|running out|run out|almost full|nearly full)\b", re.I)
+_HOW_FULL = re.compile(r"\bhow full\b", re.I)
+_TOP_N = re.compile(r"\btop\s+(\d+)\b", re.I)
+
+
+def question_range(question: str) -> str | None:
+    match = _RANGE.search(question)
+    if not match:
+        return None
+    raw = (match.group(1) or "1").lower()
+    count = int(raw) if raw.isdigit() else _NUMBER_WORDS[raw]
+    unit = match.group(2).lower()
+    key = unit[:2] if unit[:2] in _UNIT else unit[:1]
+    if unit.startswith("w"):
+        return f"{count * 7}d"
+    return f"{count}{_UNIT.get(key, unit[0])}"
+
+
+def quantile_of(question: str) -> float | None:
+    match = _QUANTILE.search(question)
+    if not match:
+        return None
+    if match.group(3):
+        return 0.5
+    number = float(match.group(1) or match.group(2))
+    return round(number / 100 if number < 100 else number / 1000, 6)
+
+
+def words(question: str) -> list[str]:
+    return re.findall(r"[a-z0-9_%]+", question.lower())
+
+
+def _singular(word: str) -> str:
+    return word[:-1] if word.endswith("s") and len(word) > 3 else word
+
+
+def grouping(question: str, labels: set[str] | frozenset[str] = frozenset()) -> str | None:
+    """The label the question groups by: a word for one within three words after "per",
+    "by", "each", "which"... ("for each search instance" → instance), or a label's own name
+    right after one ("by model")."""
+    seq = words(question)
+    for i, word in enumerate(seq):
+        if word not in GROUP_PREFIXES:
+            continue
+        for offset, after in enumerate(seq[i + 1 : i + 4]):
+            if after in GROUP_PREFIXES:
+                break
+            one = _singular(after)
+            label = GROUP_WORDS.get(one) or (one if one in labels and offset == 0 else None)
+            if label:
+                return label
+    return None
+
+
+def aggregation(question: str) -> str | None:
+    return next((AGGREGATIONS[w] for w in words(question) if w in AGGREGATIONS), None)
+
+
+def top_n(question: str) -> int | None:
+    """N of "top N"; 1 for "which ... the most/highest"."""
+    if match := _TOP_N.search(question):
+        return int(match.group(1))
+    seq = set(words(question))
+    if seq & SUPERLATIVES and seq & {"which", "what", "who"}:
+        return 1
+    return None
+
+
+@dataclass(frozen=True)
+class Ask:
+    """How a question asks, as flags the query shapes read."""
+
+    quantile: float | None
+    aggregation: str | None
+    top: int | None
+    rate: bool  # per second, traffic, throughput
+    error_rate: bool  # "error rate" (a share), not "errors per second"
+    count: bool  # how many, number of
+    so_far: bool  # how many times, ever: the counter's own value
+    ranged: bool  # names a range ("in the last hour")
+    which: bool  # "which X is ...": the series that match
+    errors: bool
+    ratio: bool  # ratio, percent, fraction
+    percent: bool
+    free: bool  # free, available, left (else used)
+    low: bool  # low on, running out: below a threshold
+    how_full: bool
+    latency: bool
+
+
+def ask_of(question: str) -> Ask:
+    seq = set(words(question))
+    return Ask(
+        quantile=quantile_of(question),
+        aggregation=aggregation(question),
+        top=top_n(question),
+        rate=bool(_RATE.search(question)),
+        error_rate="rate" in seq and bool(seq & ERROR_WORDS) and not _PER_SECOND.search(question),
+        count=bool(_COUNT.search(question)),
+        so_far=bool(_SO_FAR.search(question)),
+        ranged=question_range(question) is not None,
+        which=bool(seq & {"which", "who"}),
+        errors=bool(seq & ERROR_WORDS),
+        ratio=bool(seq & RATIO_WORDS) or "%" in question,
+        percent=bool(seq & PERCENT_WORDS) or "%" in question,
+        free=bool(seq & FREE_WORDS),
+        low=bool(_LOW.search(question)),
+        how_full=bool(_HOW_FULL.search(question)),
+        latency=bool(seq & LATENCY_WORDS) or quantile_of(question) is not None,
+    )

@@ -1,0 +1,160 @@
+"""The shape of the PromQL for a metric, picked by its type and by how the question asks
+(``tools.metrics.question_words.Ask``):
+
+- histogram: ``histogram_quantile(q, sum by (le) (rate(x_bucket[5m])))`` for "p99",
+  "median", "95th percentile" (p99 when none is named); the mean for "average"; requests
+  per second (``rate`` of ``x_count``) when a rate is asked with no word of latency;
+- counter: ``sum(rate(x[5m]))`` when a rate is asked; the share of 5xx for "error rate";
+  ``sum(increase(x[range]))`` for "how many ... in the last hour", the counter itself for
+  "how many times"; a counter of seconds (CPU) as the rate of each series, like a gauge;
+  rare events (restarts) as the count of each series over the range (``> 0`` for
+  "which ..."), others as ``sum(rate(...))``;
+- gauge: as is, or ``avg``/``sum``/``max``/``min`` when the question asks for one;
+  "percent free/used", "how full", "low on" over an available/size pair
+  (``*_avail*``/``*_size*``, ``*Available*``/``*Total*``) found by name;
+- "top N", "which ... the most": ``topk``.
+"""
+
+from __future__ import annotations
+
+from tools.metrics.discovery import Family
+from tools.metrics.question_values import STATUS_LABELS, Matcher
+from tools.metrics.question_words import Ask, ask_of
+
+RATE_WINDOW = "5m"
+#: The window of "which pod is crash looping" (now, with no range named).
+RECENT_WINDOW = "15m"
+#: "low on disk": available below this share of the size.
+LOW_SHARE = 0.1
+#: Name parts of an available amount and of the whole it is part of.
+PAIR_PARTS = (
+    ("avail", "size"), ("Available", "Total"), ("available", "total"), ("Free", "Total"),
+    ("free", "size"), ("free", "total"),
+)  # fmt: skip
+
+
+def selector(name: str, matchers: list[Matcher]) -> str:
+    inner = ",".join(str(m) for m in matchers)
+    return f"{name}{{{inner}}}" if inner else name
+
+
+def rate_of(name: str, matchers: list[Matcher]) -> str:
+    return f"rate({selector(name, matchers)}[{RATE_WINDOW}])"
+
+
+def aggregate(op: str, inner: str, group: str | None, *extra: str) -> str:
+    labels = [*extra, group] if group else list(extra)
+    by = f" by ({', '.join(labels)})" if labels else ""
+    return f"{op}{by} ({inner})"
+
+
+def counter_name(family: Family, names: set[str]) -> str:
+    if family.name in names:
+        return family.name
+    return f"{family.name}_total" if f"{family.name}_total" in names else family.name
+
+
+def ratio_pair(name: str, names: set[str]) -> tuple[str, str] | None:
+    """(available, whole) for a metric that is either of them, when both exist."""
+    for part, whole in PAIR_PARTS:
+        if part in name and name.replace(part, whole) in names:
+            return name, name.replace(part, whole)
+        if whole in name and name.replace(whole, part) in names:
+            return name.replace(whole, part), name
+    return None
+
+
+def histogram_shape(ask: Ask, name: str, matchers: list[Matcher], group: str | None) -> str:
+    if ask.quantile is None and ask.aggregation == "avg":
+        num = aggregate("sum", rate_of(name + "_sum", matchers), group)
+        den = aggregate("sum", rate_of(name + "_count", matchers), group)
+        return f"{num} / {den}"
+    if ask.quantile is None and (ask.rate or ask.count) and not ask.latency:
+        return aggregate("sum", rate_of(name + "_count", matchers), group)
+    buckets = rate_of(name + "_bucket", matchers)
+    return f"histogram_quantile({ask.quantile or 0.99:g}, {aggregate('sum', buckets, group, 'le')})"
+
+
+def counter_shape(
+    ask: Ask, name: str, matchers: list[Matcher], group: str | None, rng: str, rare: bool
+) -> str:
+    status = [m for m in matchers if m.label in STATUS_LABELS]
+    if status and (ask.ratio or (ask.error_rate and group is None)):
+        rest = [m for m in matchers if m.label not in STATUS_LABELS]
+        num = aggregate("sum", rate_of(name, matchers), group)
+        den = aggregate("sum", rate_of(name, rest), group)
+        return f"{num} / {den}"
+    if name.endswith(("_seconds_total", "_seconds")) and not ask.count:
+        return per_series(ask, rate_of(name, matchers), group)
+    if ask.rate:
+        return aggregate(ask.aggregation or "sum", rate_of(name, matchers), group)
+    if ask.count:
+        if ask.ranged:
+            return aggregate("sum", f"increase({selector(name, matchers)}[{rng}])", group)
+        if ask.so_far:
+            return aggregate("sum", selector(name, matchers), group)
+        return aggregate("sum", rate_of(name, matchers), group)
+    if not rare:
+        return aggregate(ask.aggregation or "sum", rate_of(name, matchers), group)
+    window = rng if ask.ranged or not ask.which else RECENT_WINDOW
+    events = per_series(ask, f"increase({selector(name, matchers)}[{window}])", group)
+    return f"{events} > 0" if ask.which and not ask.top else events
+
+
+def counts_events(question: str, family: Family, name: str) -> bool:
+    """Whether the shape of ``question`` about this counter hangs on its events being rare."""
+    ask = ask_of(question)
+    seconds = name.endswith(("_seconds_total", "_seconds")) and not ask.count
+    status_share = ask.ratio or ask.error_rate
+    return family.type == "counter" and not (ask.rate or ask.count or seconds or status_share)
+
+
+def per_series(ask: Ask, inner: str, group: str | None) -> str:
+    """Each series as is, or aggregated when the question asks for it (or a top N of a
+    grouping)."""
+    if ask.aggregation or (group and ask.top):
+        return aggregate(ask.aggregation or "sum", inner, group)
+    return inner
+
+
+def ratio_shape(ask: Ask, pair: tuple[str, str], matchers: list[Matcher]) -> str | None:
+    avail, whole = (selector(n, matchers) for n in pair)
+    share = f"{avail} / {whole}"
+    if ask.low:
+        return f"{share} < {LOW_SHARE:g}"
+    if not (ask.percent or ask.ratio or ask.how_full):
+        return None
+    used = not ask.free or ask.how_full
+    if ask.percent:
+        return f"100 * (1 - {share})" if used else f"100 * {share}"
+    return f"1 - {share}" if used else share
+
+
+def gauge_shape(
+    ask: Ask, family: Family, matchers: list[Matcher], group: str | None, names: set[str]
+) -> str:
+    pair = ratio_pair(family.name, names)
+    if pair and (shaped := ratio_shape(ask, pair, matchers)):
+        return shaped
+    plain = selector(family.name, matchers)
+    if ask.count and not ask.aggregation:
+        return aggregate("sum", plain, group)
+    return per_series(ask, plain, group)
+
+
+def write_promql(
+    question: str, family: Family, matchers: list[Matcher], group: str | None, rng: str,
+    names: set[str], *, rare: bool = False,
+) -> str:  # fmt: skip
+    """The PromQL for ``question`` about ``family`` (``names``: the metric names there are;
+    ``rare``: the counter's events are few, so they are counted rather than rated)."""
+    ask = ask_of(question)
+    if family.type == "histogram":
+        promql = histogram_shape(ask, family.name, matchers, group)
+    elif family.type == "counter":
+        promql = counter_shape(ask, counter_name(family, names), matchers, group, rng, rare)
+    else:
+        promql = gauge_shape(ask, family, matchers, group, names)
+    if ask.top and not promql.endswith("> 0") and " < " not in promql:
+        return f"topk({ask.top}, {promql})"
+    return promql
