@@ -5,10 +5,6 @@ from __future__ import annotations
 import csv
 import json
 import random
-import threading
-from collections.abc import Iterator
-from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -19,7 +15,6 @@ from bot.settings import Settings
 from tests.conftest import SHARED_DATA
 from tools.base import ToolContext
 from tools.logs.analysis import g_statistic
-from tools.logs.loki import loki_source, query_range
 from tools.logs.rca import analyse, to_markdown
 from tools.logs.sources import MAX_LINE_CHARS, LogInputError, file_source, text_source
 from tools.registry import run_tool
@@ -146,72 +141,6 @@ def test_attached_files_cannot_escape_the_uploads_folder(tmp_path: Path) -> None
     (tmp_path / "up").mkdir()
     result = run_tool("log_rca", {"file": "../../etc/passwd"}, ctx)
     assert result.status == "error" and "not a file attached" in result.message
-
-
-class FakeLoki(BaseHTTPRequestHandler):
-    """Answers like Loki's query_range (documented streams format), or with an error."""
-
-    mode = "ok"
-
-    def do_GET(self) -> None:  # noqa: N802
-        FakeLoki.seen = self.path  # type: ignore[attr-defined]
-        if self.mode == "error":
-            body, status = b"parse error at line 1, col 7: syntax error: unexpected IDENTIFIER", 400
-        else:
-            payload = {
-                "status": "success",
-                "data": {
-                    "resultType": "streams",
-                    "result": [
-                        {
-                            "stream": {"app": "checkout"},
-                            "values": [["1700000002000000000", "b second"]],
-                        },
-                        {
-                            "stream": {"app": "checkout", "pod": "x"},
-                            "values": [["1700000001000000000", "a first"]],
-                        },
-                    ],
-                    "stats": {},
-                },
-            }
-            body, status = json.dumps(payload).encode(), 200
-        self.send_response(status)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-@pytest.fixture
-def loki() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeLoki)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-
-
-def test_loki_streams_are_merged_in_time_order(loki: str) -> None:
-    FakeLoki.mode = "ok"
-    end = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
-    entries = query_range(loki, '{app="checkout"}', start=end.replace(hour=9), end=end)
-    assert entries == [(1700000001000000000, "a first"), (1700000002000000000, "b second")]
-    assert "query_range" in FakeLoki.seen and "direction=backward" in FakeLoki.seen  # type: ignore[attr-defined]
-    assert list(loki_source(loki, '{app="checkout"}').lines()) == ["a first", "b second"]
-
-
-def test_loki_errors_and_outages_are_clear(loki: str) -> None:
-    FakeLoki.mode = "error"
-    try:
-        with pytest.raises(LogInputError, match="HTTP 400: parse error"):
-            loki_source(loki, "{app=checkout")
-    finally:
-        FakeLoki.mode = "ok"
-    with pytest.raises(LogInputError, match="unreachable"):
-        loki_source("http://127.0.0.1:9", '{app="x"}')
 
 
 async def test_a_follow_up_shows_the_lines_behind_a_finding(

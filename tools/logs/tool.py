@@ -22,7 +22,22 @@ class LogRcaInput(BaseModel):
     loki_query: str | None = Field(
         None, description='A LogQL query, e.g. {app="checkout"}, when a Loki is configured.'
     )
-    minutes: int = Field(60, ge=1, le=24 * 60, description="Window of the Loki query.")
+    minutes: int = Field(
+        60,
+        ge=1,
+        le=24 * 60,
+        description="Minutes the Loki query reads: up to now, or from start / up to end.",
+    )
+    start: str | float | None = Field(
+        None,
+        description="Start of the incident window for the Loki query: an RFC 3339 timestamp "
+        "(2026-11-23T09:30:00Z) or Unix seconds.",
+    )
+    end: str | float | None = Field(
+        None,
+        description="End of the incident window for the Loki query, like start; at most "
+        "24 h after it.",
+    )
 
 
 def attached(ctx: ToolContext, name: str) -> Path:
@@ -76,7 +91,13 @@ def report_evidence(report: RcaReport) -> list[Evidence]:
     return evidence
 
 
-def from_loki(ctx: ToolContext, query: str, minutes: int) -> LogSource:
+def from_loki(
+    ctx: ToolContext,
+    query: str,
+    minutes: int,
+    start: str | float | None = None,
+    end: str | float | None = None,
+) -> LogSource:
     if ctx.loki is None:
         raise ToolError("no Loki is configured (OPSBOT_LOKI_URL): attach or paste the logs")
     token = ctx.loki.token.get_secret_value() if ctx.loki.token else None
@@ -84,6 +105,8 @@ def from_loki(ctx: ToolContext, query: str, minutes: int) -> LogSource:
         ctx.loki.url,
         query,
         minutes=minutes,
+        start=start,
+        end=end,
         limit=ctx.loki.limit,
         token=token,
         timeout=ctx.loki.timeout,
@@ -104,8 +127,10 @@ def from_loki(ctx: ToolContext, query: str, minutes: int) -> LogSource:
 )
 def log_rca(args: LogRcaInput, ctx: ToolContext) -> ToolResult:
     incident: LogSource
+    if (args.start is not None or args.end is not None) and not args.loki_query:
+        raise ToolError("start and end choose the window of a Loki query: give loki_query too")
     if args.loki_query:
-        incident = from_loki(ctx, args.loki_query, args.minutes)
+        incident = from_loki(ctx, args.loki_query, args.minutes, args.start, args.end)
     elif args.file:
         incident = file_source(attached(ctx, args.file))
     elif args.text:
