@@ -118,9 +118,7 @@ def main() -> None:
                             "max_points": limits.max_points,
                             "max_series_drawn": limits.max_series,
                         },
-                        **metrics_command(
-                            sender, standin, f"{FIFTY} {limits.max_range} 1s"
-                        ),
+                        **metrics_command(sender, standin, f"{FIFTY} {limits.max_range} 1s"),
                     },
                 }
     OUT.parent.mkdir(parents=True, exist_ok=True)
