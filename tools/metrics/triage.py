@@ -14,6 +14,7 @@ rest still runs.
 from __future__ import annotations
 
 import logging
+import re
 from datetime import UTC, datetime
 from urllib.parse import parse_qs, urlsplit
 
@@ -23,7 +24,7 @@ from tools.base import Evidence, ToolContext, ToolError, ToolResult, register
 from tools.metrics.client import Prometheus
 from tools.metrics.discovery import Catalog, catalog_for, names_with
 from tools.metrics.limits import plan_window
-from tools.metrics.query import outcome_result, prometheus, run_range
+from tools.metrics.query import QueryOutcome, outcome_result, prometheus, run_range
 from tools.metrics.summary import fmt, stats
 
 log = logging.getLogger(__name__)
@@ -47,14 +48,44 @@ class AlertTriageInput(BaseModel):
 
 
 def rule_expression(client: Prometheus, args: AlertTriageInput) -> str | None:
-    """The alert rule's expression: the rule of that name whose labels the alert carries."""
-    for rule in client.alert_rules():
-        if rule.get("name") != args.alertname:
-            continue
+    """The alert rule's expression: the rule of that name whose labels the alert carries,
+    else the only rule of that name."""
+    named = [r for r in client.alert_rules() if r.get("name") == args.alertname]
+    for rule in named:
         labels = rule.get("labels") or {}
         if all(args.labels.get(k) == v for k, v in labels.items()):
             return str(rule.get("query") or "") or None
-    return None
+    return str(named[0].get("query") or "") or None if len(named) == 1 else None
+
+
+_THRESHOLD = re.compile(r"\s*(>=|<=|==|!=|>|<)\s*(?:bool\s+)?(-?[0-9.]+(?:[eE][-+]?[0-9]+)?)\s*$")
+
+
+def split_threshold(expr: str) -> tuple[str, str | None]:
+    """``rate(x) > 0.05`` → (``rate(x)``, ``> 0.05``): a comparison with a number at the top
+    level filters the series, so the graph shows the value and the answer names the
+    threshold."""
+    match = _THRESHOLD.search(expr)
+    if not match:
+        return expr.strip(), None
+    head = expr[: match.start()]
+    depth = 0
+    for char in head:
+        depth += {"(": 1, ")": -1, "{": 1, "}": -1, "[": 1, "]": -1}.get(char, 0)
+    if depth != 0 or not head.strip():
+        return expr.strip(), None
+    return head.strip(), f"{match.group(1)} {match.group(2)}"
+
+
+def own_series_first(outcome: QueryOutcome, labels: dict[str, str]) -> None:
+    """The series of the alert itself (its labels carry the series') lead; the others stay
+    for comparison."""
+
+    def other(series_labels: dict[str, str]) -> bool:
+        return any(labels.get(k) != v for k, v in series_labels.items() if k != "__name__")
+
+    outcome.ranked.sort(key=lambda s: other(s.labels))
+    outcome.samples.sort(key=lambda s: other(s.labels))
 
 
 def generator_expression(url: str | None) -> str | None:
@@ -192,18 +223,22 @@ def triage(args: AlertTriageInput, ctx: ToolContext) -> ToolResult:
         try:
             expr = rule_expression(client, args) or generator_expression(args.generator_url)
             if expr:
+                value, threshold = split_threshold(expr)
                 window = plan_window(
                     WINDOW,
                     None,
                     max_points=ctx.prometheus.max_points,
                     max_range=ctx.prometheus.max_range,
                 )
-                outcome = run_range(client, expr, window)
+                outcome = run_range(client, value, window)
+                own_series_first(outcome, args.labels)
                 if outcome.ranked:
                     graphed = outcome_result("alert_triage", outcome, ctx, title=args.alertname)
                     evidence += graphed.evidence
                     images += graphed.images
                     headline += f": {graphed.message}"
+                    if threshold:
+                        headline += f" (it fires at {threshold})"
                 else:
                     notes.append(f"its expression `{expr}` returns no series now")
             else:
