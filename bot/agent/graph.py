@@ -186,7 +186,9 @@ async def compose(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str
 async def summarise(ctx: AgentContext, answer: Answer) -> tuple[str | None, int]:
     assert ctx.model is not None
     listing = "\n".join(f"[{ev.id}] {ev.where} ({ev.source}):\n{ev.text}" for ev in answer.evidence)
-    prompt = render_prompt("summary", question=answer.question, evidence=listing)
+    rca_only = all(r.tool == "log_rca" for r in answer.results if r.evidence)
+    name = "rca_summary" if answer.evidence and rca_only else "summary"
+    prompt = render_prompt(name, question=answer.question, evidence=listing)
     reply = await ctx.model.ainvoke([SystemMessage(prompt)])
     text, dropped = keep_cited(str(reply.content), {ev.id for ev in answer.evidence})
     return (text or None), dropped

@@ -285,3 +285,18 @@ def test_failure_notes_never_carry_credentials() -> None:
     request = httpx.Request("POST", "https://vllm.internal/v1/chat/completions")
     note = describe_failure(openai.APIConnectionError(request=request), model)
     assert "hunter2" not in note and "https://vllm.internal:8000/v1" in note
+
+
+async def test_a_log_rca_answer_is_summarised_with_the_rca_prompt(settings: Settings) -> None:
+    lines = "\n".join(
+        [f"2026-11-23 10:00:{i:02d} INFO served GET /cart in 12 ms" for i in range(40)]
+        + [f"2026-11-23 10:01:{i:02d} ERROR connection pool exhausted" for i in range(20)]
+    )
+    model = ScriptedChatModel(script=[AIMessage("The pool ran out of connections [E1].")])
+    async with open_agent(settings) as agent:
+        with_model(agent, model)
+        answer = await agent.ask("r", lines, user="u", source="test", tool="log_rca")
+    assert isinstance(answer, Answer) and answer.summary
+    system = str(model.calls[-1][0].content)
+    assert "log root-cause report" in system
+    assert "connection pool exhausted" in system
