@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 
 from tools.base import Evidence, ToolContext, ToolError, ToolResult, register
 from tools.metrics.chart import COLOURS, render_chart
-from tools.metrics.client import Prometheus, Sample
+from tools.metrics.client import Prometheus, PrometheusQueryError, Sample
 from tools.metrics.durations import format_duration
 from tools.metrics.limits import Window, plan_window
 from tools.metrics.summary import SeriesStats, fmt, series_name, stats, varying_labels
@@ -171,7 +171,10 @@ def query_metrics(ctx: ToolContext, promql: str, range_text: str, step: str | No
     window = plan_window(range_text, step, max_points=limits.max_points, max_range=limits.max_range)
     client = prometheus(ctx)
     try:
-        outcome = run_range(client, promql.strip(), window)
+        try:
+            outcome = run_range(client, promql.strip(), window)
+        except PrometheusQueryError as exc:
+            raise PrometheusQueryError(f"{exc} (query: `{promql.strip()}`)") from None
         if not outcome.ranked:
             return ToolResult(
                 tool="prometheus_query",
