@@ -16,6 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import requests
 from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
+from urllib3.exceptions import ReadTimeoutError
 from urllib3.util.retry import Retry
 
 from tools.base import ToolError
@@ -55,6 +56,12 @@ def session_for(settings: ServerSettings) -> requests.Session:
         session.auth = (settings.username, password)
     session.verify = str(settings.ca_file) if settings.ca_file else settings.verify_tls
     return session
+
+
+def timed_out(exc: requests.ConnectionError) -> bool:
+    """A read timeout that the retry adapter gave up on arrives as a ConnectionError."""
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return isinstance(reason, ReadTimeoutError)
 
 
 def _error_text(exc: PrometheusApiClientException) -> tuple[int | None, str]:
@@ -129,7 +136,11 @@ class Prometheus:
             raise ToolError(
                 f"Prometheus at {self.where} did not answer within {self.timeout:g} s"
             ) from None
-        except requests.ConnectionError:
+        except requests.ConnectionError as exc:
+            if timed_out(exc):
+                raise ToolError(
+                    f"Prometheus at {self.where} did not answer within {self.timeout:g} s"
+                ) from None
             raise ToolError(f"Prometheus at {self.where} is unreachable") from None
         except requests.RequestException as exc:
             raise ToolError(f"Prometheus at {self.where}: {type(exc).__name__}") from None
@@ -177,14 +188,9 @@ class Prometheus:
 
     def get(self, path: str, params: dict[str, str] | None = None) -> Any:
         """``data`` of another read endpoint (``/api/v1/alerts``, ``/api/v1/rules``)."""
-        try:
-            response = self.session.get(f"{self.url}{path}", params=params, timeout=self.timeout)
-        except requests.Timeout:
-            raise ToolError(
-                f"Prometheus at {self.where} did not answer within {self.timeout:g} s"
-            ) from None
-        except requests.ConnectionError:
-            raise ToolError(f"Prometheus at {self.where} is unreachable") from None
+        response = self._call(
+            path, self.session.get, f"{self.url}{path}", params=params, timeout=self.timeout
+        )
         if response.status_code != 200:
             raise ToolError(f"Prometheus at {self.where} answered {response.status_code} to {path}")
         return response.json().get("data")
