@@ -68,6 +68,11 @@ class Embedder:
             raise EmbedderError(f"model {name!r} does not report an embedding dimension")
         self.dimension: int = int(dim)
 
+    def wordpieces(self, word: str) -> list[str]:
+        """The model's tokens of ``word``: one for a word it knows, several for a rare word
+        or a name (``rabbitmq`` → ``rabbit``, ``##m``, ``##q``)."""
+        return list(self._model.tokenizer.tokenize(word))
+
     def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
         if 0 < len(texts) <= min(batch_size, DIRECT_MAX_TEXTS):
             return self._encode_direct(texts)

@@ -45,6 +45,7 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
     "median": ("latency", "duration"),
     "memory": ("mem", "resident", "bytes"),
     "ram": ("memory", "mem", "resident"),
+    "rss": ("resident", "memory"),
     "free": ("avail", "available"),
     "available": ("avail",),
     "full": ("avail", "size", "used"),

@@ -36,6 +36,7 @@ from tools.metrics.discovery import (
 from tools.metrics.durations import format_duration
 from tools.metrics.limits import plan_window
 from tools.metrics.query import DEFAULT_RANGE, outcome_result, prometheus, run_range
+from tools.metrics.question_subject import spelled, unknown_subjects
 from tools.metrics.question_values import (
     LABEL_PREFERENCE,
     STATUS_LABELS,
@@ -233,8 +234,11 @@ def read_question(
     try:
         embedder = get_embedder(ctx.embedding_model)
         catalog = catalog_for(client, embedder)
+        question = spelled(question, catalog, embedder.wordpieces)
         ranked = rank_families(question, catalog, embedder, k=len(catalog.families))
         closest = [c.family.name for c in ranked[:5]]
+        if unknown_subjects(question, catalog, embedder.wordpieces):
+            return None, closest, catalog  # it names something this Prometheus lacks
         lookup = Lookup(client)
         good = accepted(question, catalog, ranked, lookup)[:TRY_CANDIDATES]
         if not good:
@@ -249,14 +253,18 @@ def read_question(
 def answer_question(ctx: ToolContext, question: str, rng: str | None) -> ToolResult:
     rng = rng or question_range(question) or DEFAULT_RANGE
     limits = ctx.prometheus
-    reading, closest, _ = read_question(ctx, question, rng)
+    reading, closest, catalog = read_question(ctx, question, rng)
     if reading is None:
+        from knowledge.embedder import get_embedder
+
+        unknown = unknown_subjects(question, catalog, get_embedder(ctx.embedding_model).wordpieces)
+        about = f" Nothing there is about {', '.join(repr(w) for w in unknown)}." if unknown else ""
         return ToolResult(
             tool="metrics_question",
             status="no_data",
-            message="No metric in Prometheus matches that question well enough; closest "
-            f"names: {', '.join(closest) or 'none'}. Ask with one of them, or give PromQL "
-            "with `/ops metrics`.",
+            message=f"No metric in Prometheus matches that question well enough.{about} "
+            f"Closest names: {', '.join(closest) or 'none'}. Ask with one of them, or give "
+            "PromQL with `/ops metrics`.",
         )
     window = plan_window(rng, None, max_points=limits.max_points, max_range=limits.max_range)
     client = prometheus(ctx)

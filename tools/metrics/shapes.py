@@ -110,9 +110,9 @@ def counts_events(question: str, family: Family, name: str) -> bool:
 
 
 def per_series(ask: Ask, inner: str, group: str | None) -> str:
-    """Each series as is, or aggregated when the question asks for it (or a top N of a
-    grouping)."""
-    if ask.aggregation or (group and ask.top):
+    """Each series as is ("which pods ..."), or aggregated when the question asks for an
+    aggregation or a breakdown ("per partition", "by instance", a top N)."""
+    if ask.aggregation or (group and (ask.top or not ask.which)):
         return aggregate(ask.aggregation or "sum", inner, group)
     return inner
 

@@ -1,0 +1,41 @@
+"""Questions that name a system this Prometheus lacks are declined; typos are mended."""
+
+from __future__ import annotations
+
+import pytest
+
+from knowledge.embedder import Embedder
+from tools.metrics.discovery import Catalog, Family
+from tools.metrics.question_subject import spelled, unknown_subjects
+
+CATALOG = Catalog(
+    families=[
+        Family("kafka_consumer_lag", "gauge", "Messages the consumer group is behind."),
+        Family("node_memory_MemAvailable_bytes", "gauge", "Memory available."),
+        Family("gpu_utilization_ratio", "gauge", "GPU busy share."),
+        Family("kube_pod_container_status_restarts_total", "counter", "Restarts."),
+        Family("scrape_samples_post_metric_relabeling", "gauge", "Samples kept."),
+    ],
+    labels={"llm-gateway": {"job": "llm-gateway"}, "payments": {"job": "payments"}},
+)
+
+
+@pytest.mark.parametrize(
+    ("question", "unknown"),
+    [
+        ("rabbitmq queue depth for the orders queue?", ["rabbitmq"]),
+        ("postgres replication lag", ["postgres"]),
+        ("how much GPU memory (VRAM) is in use?", ["VRAM"]),
+        ("consumer lag on payments", []),
+        ("which pod is crash looping in kubernetes?", []),  # "kube" names kubernetes
+        ("avg gpu util across the llm gateways", []),  # util abbreviates utilization
+        ("how many reqs are queued rn, in msgs/sec", []),
+    ],
+)
+def test_names_the_catalog_lacks(question: str, unknown: list[str], embedder: Embedder) -> None:
+    assert unknown_subjects(question, CATALOG, embedder.wordpieces) == unknown
+
+
+def test_typos_of_catalog_words_are_mended(embedder: Embedder) -> None:
+    fixed = spelled("avalable memory on worker-1, consumr lag", CATALOG, embedder.wordpieces)
+    assert fixed == "available memory on worker-1, consumer lag"
