@@ -122,11 +122,8 @@ def firing(ctx: ToolContext) -> tuple[list[AlertGroup], str]:
             "neither Alertmanager nor Prometheus is configured; set OPSBOT_ALERTMANAGER_URL "
             "or OPSBOT_PROMETHEUS_URL"
         )
-    client = prometheus(ctx)
-    try:
+    with prometheus(ctx) as client:
         raw = client.alerts()
-    finally:
-        client.close()
     return group_alerts(normalise(raw, alertmanager=False)), "Prometheus"
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import ast
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -62,6 +64,22 @@ def timed_out(exc: requests.ConnectionError) -> bool:
     """A read timeout that the retry adapter gave up on arrives as a ConnectionError."""
     reason = getattr(exc.args[0], "reason", None) if exc.args else None
     return isinstance(reason, ReadTimeoutError)
+
+
+@contextmanager
+def transport_errors(service: str, where: str, timeout: float) -> Iterator[None]:
+    """A server that is slow, down or unreachable becomes a ToolError saying so."""
+    slow = f"{service} at {where} did not answer within {timeout:g} s"
+    try:
+        yield
+    except requests.Timeout:
+        raise ToolError(slow) from None
+    except requests.ConnectionError as exc:
+        raise ToolError(
+            slow if timed_out(exc) else f"{service} at {where} is unreachable"
+        ) from None
+    except requests.RequestException as exc:
+        raise ToolError(f"{service} at {where}: {type(exc).__name__}") from None
 
 
 def _error_text(exc: PrometheusApiClientException) -> tuple[int | None, str]:
@@ -124,26 +142,21 @@ class Prometheus:
             timeout=settings.timeout,
         )
 
+    def __enter__(self) -> Prometheus:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except PrometheusApiClientException as exc:
-            status, error = _error_text(exc)
-            if status is not None and 400 <= status < 500:
-                raise PrometheusQueryError(f"Prometheus rejected {what}: {error}") from None
-            raise ToolError(f"Prometheus at {self.where} failed ({status}): {error}") from None
-        except requests.Timeout:
-            raise ToolError(
-                f"Prometheus at {self.where} did not answer within {self.timeout:g} s"
-            ) from None
-        except requests.ConnectionError as exc:
-            if timed_out(exc):
-                raise ToolError(
-                    f"Prometheus at {self.where} did not answer within {self.timeout:g} s"
-                ) from None
-            raise ToolError(f"Prometheus at {self.where} is unreachable") from None
-        except requests.RequestException as exc:
-            raise ToolError(f"Prometheus at {self.where}: {type(exc).__name__}") from None
+        with transport_errors("Prometheus", self.where, self.timeout):
+            try:
+                return fn(*args, **kwargs)
+            except PrometheusApiClientException as exc:
+                status, error = _error_text(exc)
+                if status is not None and 400 <= status < 500:
+                    raise PrometheusQueryError(f"Prometheus rejected {what}: {error}") from None
+                raise ToolError(f"Prometheus at {self.where} failed ({status}): {error}") from None
 
     def instant(self, query: str, at: datetime | None = None) -> list[Sample]:
         params = {"timeout": self.query_timeout}
@@ -175,8 +188,9 @@ class Prometheus:
     def label_names(self) -> list[str]:
         return list(self._call("the label request", self.api.get_label_names))
 
-    def label_values(self, label: str) -> list[str]:
-        return list(self._call("the label request", self.api.get_label_values, label))
+    def label_values(self, label: str, params: dict[str, str] | None = None) -> list[str]:
+        """Values of ``label``; ``params`` may narrow them (``match[]``, ``start``, ``end``)."""
+        return list(self._call("the label request", self.api.get_label_values, label, params))
 
     def series(self, match: str, start: datetime, end: datetime) -> list[dict[str, str]]:
         """Label sets of the series that ``match`` selects between ``start`` and ``end``."""
@@ -211,17 +225,13 @@ def alertmanager_alerts(settings: ServerSettings) -> list[dict[str, Any]]:
     assert settings.url
     where = shown_url(settings.url)
     params = {"active": "true", "silenced": "false", "inhibited": "false"}
-    with session_for(settings) as session:
-        try:
-            response = session.get(
-                f"{settings.url}/api/v2/alerts", params=params, timeout=settings.timeout
-            )
-        except requests.Timeout:
-            raise ToolError(
-                f"Alertmanager at {where} did not answer within {settings.timeout:g} s"
-            ) from None
-        except requests.ConnectionError:
-            raise ToolError(f"Alertmanager at {where} is unreachable") from None
+    with (
+        session_for(settings) as session,
+        transport_errors("Alertmanager", where, settings.timeout),
+    ):
+        response = session.get(
+            f"{settings.url}/api/v2/alerts", params=params, timeout=settings.timeout
+        )
     if response.status_code != 200:
         raise ToolError(f"Alertmanager at {where} answered {response.status_code}")
     return list(response.json())

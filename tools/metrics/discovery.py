@@ -17,7 +17,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -103,9 +103,17 @@ class Catalog:
     labels: dict[str, dict[str, str]] = field(default_factory=dict)
     """Label values by lower-cased value (see ``label_index``)."""
     built_at: float = field(default_factory=time.monotonic)
+    derived: dict[str, Any] = field(default_factory=dict, repr=False)
+    """What is computed from the catalog once and reused (e.g. its vocabulary)."""
 
     def get(self, name: str) -> Family | None:
         return next((f for f in self.families if f.name == name), None)
+
+
+def quote(value: str) -> str:
+    """A label value as a PromQL string literal (quotes and backslashes escaped)."""
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'
 
 
 def guess_type(name: str) -> str:
@@ -232,7 +240,7 @@ def names_with(client: Prometheus, matcher: str, hours: float = 6.0) -> set[str]
         "start": f"{(end - timedelta(hours=hours)).timestamp():.0f}",
         "end": f"{end.timestamp():.0f}",
     }
-    return set(client._call("the label request", client.api.get_label_values, "__name__", params))
+    return set(client.label_values("__name__", params))
 
 
 def series_names(family: Family) -> set[str]:

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pydantic import BaseModel, Field
 
 from tools.base import Evidence, ToolContext, ToolResult, register
+from tools.metrics.client import Prometheus
 from tools.metrics.discovery import catalog_for, rank_families, series_names
 from tools.metrics.query import prometheus
 
@@ -21,18 +22,14 @@ class MetricSearchInput(BaseModel):
     k: int = Field(5, ge=1, le=15, description="How many metric families to return.")
 
 
-def labels_of(ctx: ToolContext, names: set[str]) -> str:
+def labels_of(client: Prometheus, names: set[str]) -> str:
     """``label: v1, v2, … (+n)`` for the labels of the series named ``names``."""
-    client = prometheus(ctx)
-    try:
-        match = "{__name__=~" + '"' + "|".join(sorted(names)) + '"}'
-        values: dict[str, set[str]] = {}
-        for series in client.series(match, *window()):
-            for label, value in series.items():
-                if label not in ("__name__", "le"):
-                    values.setdefault(label, set()).add(value)
-    finally:
-        client.close()
+    match = "{__name__=~" + '"' + "|".join(sorted(names)) + '"}'
+    values: dict[str, set[str]] = {}
+    for series in client.series(match, *window()):
+        for label, value in series.items():
+            if label not in ("__name__", "le"):
+                values.setdefault(label, set()).add(value)
     parts = []
     for label, seen in sorted(values.items()):
         shown = sorted(seen)[:VALUES_SHOWN]
@@ -63,30 +60,29 @@ def window() -> tuple[datetime, datetime]:
 def metric_search(args: MetricSearchInput, ctx: ToolContext) -> ToolResult:
     from knowledge.embedder import get_embedder
 
-    client = prometheus(ctx)
-    try:
-        embedder = get_embedder(ctx.embedding_model)
+    embedder = get_embedder(ctx.embedding_model)
+    with prometheus(ctx) as client:
         catalog = catalog_for(client, embedder)
-    finally:
-        client.close()
-    candidates = rank_families(args.query, catalog, embedder, k=args.k)
-    if not candidates:
-        return ToolResult(
-            tool="metric_search", status="no_data", message="Prometheus has no metrics."
-        )
-    evidence = [
-        Evidence(
-            kind="metric",
-            title=c.family.name,
-            source="Prometheus metadata",
-            section=c.family.type,
-            text="\n".join(
-                part for part in (c.family.help, labels_of(ctx, series_names(c.family))) if part
-            ),
-            score=round(c.score, 3),
-        )
-        for c in candidates
-    ]
+        candidates = rank_families(args.query, catalog, embedder, k=args.k)
+        if not candidates:
+            return ToolResult(
+                tool="metric_search", status="no_data", message="Prometheus has no metrics."
+            )
+        evidence = [
+            Evidence(
+                kind="metric",
+                title=c.family.name,
+                source="Prometheus metadata",
+                section=c.family.type,
+                text="\n".join(
+                    part
+                    for part in (c.family.help, labels_of(client, series_names(c.family)))
+                    if part
+                ),
+                score=round(c.score, 3),
+            )
+            for c in candidates
+        ]
     names = ", ".join(c.family.name for c in candidates)
     return ToolResult(
         tool="metric_search",

@@ -52,6 +52,14 @@ class QueryOutcome:
     notes: list[str] = field(default_factory=list)
 
 
+def window_for(ctx: ToolContext, range_text: str, step: str | None = None) -> Window:
+    """The window of a range query within the configured limits."""
+    limits = ctx.prometheus
+    if limits is None or not limits.url:
+        raise ToolError("no Prometheus is configured; set OPSBOT_PROMETHEUS_URL")
+    return plan_window(range_text, step, max_points=limits.max_points, max_range=limits.max_range)
+
+
 def prometheus(ctx: ToolContext) -> Prometheus:
     if ctx.prometheus is None or not ctx.prometheus.url:
         raise ToolError("no Prometheus is configured; set OPSBOT_PROMETHEUS_URL")
@@ -165,12 +173,8 @@ def outcome_result(
 
 
 def query_metrics(ctx: ToolContext, promql: str, range_text: str, step: str | None) -> ToolResult:
-    limits = ctx.prometheus
-    if limits is None or not limits.url:
-        raise ToolError("no Prometheus is configured; set OPSBOT_PROMETHEUS_URL")
-    window = plan_window(range_text, step, max_points=limits.max_points, max_range=limits.max_range)
-    client = prometheus(ctx)
-    try:
+    window = window_for(ctx, range_text, step)
+    with prometheus(ctx) as client:
         try:
             outcome = run_range(client, promql.strip(), window)
         except PrometheusQueryError as exc:
@@ -182,8 +186,6 @@ def query_metrics(ctx: ToolContext, promql: str, range_text: str, step: str | No
                 message=explain_empty(client, promql.strip(), window),
                 evidence=[],
             )
-    finally:
-        client.close()
     return outcome_result("prometheus_query", outcome, ctx)
 
 

@@ -34,8 +34,7 @@ from tools.metrics.discovery import (
     series_names,
 )
 from tools.metrics.durations import format_duration
-from tools.metrics.limits import plan_window
-from tools.metrics.query import DEFAULT_RANGE, outcome_result, prometheus, run_range
+from tools.metrics.query import DEFAULT_RANGE, outcome_result, prometheus, run_range, window_for
 from tools.metrics.question_subject import spelled, unknown_subjects
 from tools.metrics.question_values import (
     LABEL_PREFERENCE,
@@ -230,8 +229,7 @@ def read_question(
     """The reading of ``question``, or None with the closest metric names."""
     from knowledge.embedder import get_embedder
 
-    client = prometheus(ctx)
-    try:
+    with prometheus(ctx) as client:
         embedder = get_embedder(ctx.embedding_model)
         catalog = catalog_for(client, embedder)
         question = spelled(question, catalog, embedder.wordpieces)
@@ -246,13 +244,10 @@ def read_question(
         names = {n for f in catalog.families for n in (f.name, f"{f.name}_total")}
         names &= set(client.metric_names())
         return best_reading(lookup, catalog, question, good, rng, names), closest, catalog
-    finally:
-        client.close()
 
 
 def answer_question(ctx: ToolContext, question: str, rng: str | None) -> ToolResult:
     rng = rng or question_range(question) or DEFAULT_RANGE
-    limits = ctx.prometheus
     reading, closest, catalog = read_question(ctx, question, rng)
     if reading is None:
         from knowledge.embedder import get_embedder
@@ -266,12 +261,9 @@ def answer_question(ctx: ToolContext, question: str, rng: str | None) -> ToolRes
             f"Closest names: {', '.join(closest) or 'none'}. Ask with one of them, or give "
             "PromQL with `/ops metrics`.",
         )
-    window = plan_window(rng, None, max_points=limits.max_points, max_range=limits.max_range)
-    client = prometheus(ctx)
-    try:
+    window = window_for(ctx, rng)
+    with prometheus(ctx) as client:
         outcome = run_range(client, reading.promql, window)
-    finally:
-        client.close()
     how = Evidence(
         kind="note",
         title="How the question was read",

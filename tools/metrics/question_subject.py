@@ -38,7 +38,15 @@ def name_parts(text: str) -> set[str]:
 
 
 def vocabulary(catalog: Catalog) -> tuple[set[str], set[str]]:
-    """(every word the catalog carries, the parts of metric names)."""
+    """(every word the catalog carries, the parts of metric names), computed once per
+    catalog."""
+    cached = catalog.derived.get("vocabulary")
+    if cached is None:
+        cached = catalog.derived["vocabulary"] = _vocabulary(catalog)
+    return cached
+
+
+def _vocabulary(catalog: Catalog) -> tuple[set[str], set[str]]:
     metric_parts: set[str] = set()
     words: set[str] = set()
     for family in catalog.families:
@@ -56,7 +64,9 @@ def common(word: str, known: set[str], wordpieces: Callable[[str], list[str]]) -
     """A word of the language or of chat, in any inflection ("looping", "whats", "reqs")."""
     stem = stem_of(word)
     forms = {word, word.rstrip("s"), stem, stem + "e"}
-    return bool(forms & (known | SHORTHAND)) or any(len(wordpieces(f)) == 1 for f in forms if f)
+    if forms & known or forms & SHORTHAND:
+        return True
+    return any(len(wordpieces(f)) == 1 for f in forms if f)
 
 
 def stem_of(word: str) -> str:

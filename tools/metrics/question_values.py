@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from knowledge.lexical import tokenize
-from tools.metrics.discovery import Family, series_names
+from tools.metrics.discovery import Family, quote, series_names
 
 #: Labels preferred when a word is a value of several (e.g. job and service). They say
 #: where a series comes from, not what it measures.
@@ -34,8 +34,7 @@ class Matcher:
     word: str  # the words of the question it came from
 
     def __str__(self) -> str:
-        escaped = self.value.replace("\\", "\\\\").replace('"', '\\"')
-        return f'{self.label}{self.op}"{escaped}"'
+        return f"{self.label}{self.op}{quote(self.value)}"
 
 
 def words_of(question: str) -> list[str]:

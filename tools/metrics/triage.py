@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import re
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from urllib.parse import parse_qs, urlsplit
 
@@ -22,9 +23,8 @@ from pydantic import BaseModel, Field
 
 from tools.base import Evidence, ToolContext, ToolError, ToolResult, register
 from tools.metrics.client import Prometheus
-from tools.metrics.discovery import Catalog, catalog_for, names_with
-from tools.metrics.limits import plan_window
-from tools.metrics.query import QueryOutcome, outcome_result, prometheus, run_range
+from tools.metrics.discovery import Catalog, catalog_for, names_with, quote
+from tools.metrics.query import QueryOutcome, outcome_result, prometheus, run_range, window_for
 from tools.metrics.summary import fmt, stats
 
 log = logging.getLogger(__name__)
@@ -113,11 +113,7 @@ def alert_evidence(args: AlertTriageInput) -> Evidence:
 
 
 def scope_matchers(labels: dict[str, str]) -> list[str]:
-    return [f'{k}="{_escape(labels[k])}"' for k in SCOPE_LABELS if labels.get(k)]
-
-
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"')
+    return [f"{k}={quote(labels[k])}" for k in SCOPE_LABELS if labels.get(k)]
 
 
 def related_query(name: str, kind: str, matcher: str) -> str | None:
@@ -139,9 +135,7 @@ def related_changes(
     matcher = ",".join(matchers[:2])  # the broadest two: namespace/job, not the pod
     kinds = {f.name: f.type for f in catalog.families}
     names = sorted(names_with(client, "{" + matcher + "}", hours=1))[:MAX_RELATED_NAMES]
-    window = plan_window(
-        WINDOW, "1m", max_points=ctx.prometheus.max_points, max_range=ctx.prometheus.max_range
-    )
+    window = window_for(ctx, WINDOW, "1m")
     found: list[tuple[float, Evidence]] = []
     for name in names:
         base = name.removesuffix("_total").removesuffix("_count")
@@ -206,69 +200,79 @@ def log_evidence(ctx: ToolContext, args: AlertTriageInput) -> tuple[list[Evidenc
     scope = {k: args.labels[k] for k in ("namespace", "job", "app") if args.labels.get(k)}
     if not scope:
         return [], "no namespace, job or app label to select logs with"
-    selector = "{" + ",".join(f'{k}="{_escape(v)}"' for k, v in scope.items()) + "}"
+    selector = "{" + ",".join(f"{k}={quote(v)}" for k, v in scope.items()) + "}"
     result = log_rca(LogRcaInput(loki_query=selector, minutes=60), ctx)
     return result.evidence, (None if result.status == "ok" else result.message)
 
 
+@dataclass
+class Findings:
+    """What a triage has found so far."""
+
+    headline: str
+    evidence: list[Evidence] = field(default_factory=list)
+    images: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def metric_findings(
+    client: Prometheus, args: AlertTriageInput, ctx: ToolContext, found: Findings
+) -> None:
+    """The alert's expression graphed (threshold split off) and the related metrics."""
+    expr = rule_expression(client, args) or generator_expression(args.generator_url)
+    if expr:
+        value, threshold = split_threshold(expr)
+        outcome = run_range(client, value, window_for(ctx, WINDOW))
+        own_series_first(outcome, args.labels)
+        if outcome.ranked:
+            graphed = outcome_result("alert_triage", outcome, ctx, title=args.alertname)
+            found.evidence += graphed.evidence
+            found.images += graphed.images
+            found.headline += f": {graphed.message}"
+            if threshold:
+                found.headline += f" (it fires at {threshold})"
+        else:
+            found.notes.append(f"its expression `{expr}` returns no series now")
+    else:
+        found.notes.append("no alert rule of that name was found in Prometheus")
+    found.evidence += related_changes(client, catalog_for(client, None), args, expr, ctx)
+
+
 def triage(args: AlertTriageInput, ctx: ToolContext) -> ToolResult:
-    evidence = [alert_evidence(args)]
-    notes: list[str] = []
-    images: list[str] = []
     headline = f"{args.alertname} is firing"
     if args.labels.get("severity"):
         headline += f" ({args.labels['severity']})"
+    found = Findings(headline, evidence=[alert_evidence(args)])
     if ctx.prometheus is not None and ctx.prometheus.url:
-        client = prometheus(ctx)
         try:
-            expr = rule_expression(client, args) or generator_expression(args.generator_url)
-            if expr:
-                value, threshold = split_threshold(expr)
-                window = plan_window(
-                    WINDOW,
-                    None,
-                    max_points=ctx.prometheus.max_points,
-                    max_range=ctx.prometheus.max_range,
-                )
-                outcome = run_range(client, value, window)
-                own_series_first(outcome, args.labels)
-                if outcome.ranked:
-                    graphed = outcome_result("alert_triage", outcome, ctx, title=args.alertname)
-                    evidence += graphed.evidence
-                    images += graphed.images
-                    headline += f": {graphed.message}"
-                    if threshold:
-                        headline += f" (it fires at {threshold})"
-                else:
-                    notes.append(f"its expression `{expr}` returns no series now")
-            else:
-                notes.append("no alert rule of that name was found in Prometheus")
-            catalog = catalog_for(client, None)
-            evidence += related_changes(client, catalog, args, expr, ctx)
+            with prometheus(ctx) as client:
+                metric_findings(client, args, ctx, found)
         except ToolError as exc:
-            notes.append(f"metrics: {exc}")
-        finally:
-            client.close()
+            found.notes.append(f"metrics: {exc}")
     else:
-        notes.append("no Prometheus is configured, so no metrics were queried")
+        found.notes.append("no Prometheus is configured, so no metrics were queried")
     try:
         runbooks = runbook_evidence(ctx, args)
-        evidence += runbooks
+        found.evidence += runbooks
         if runbooks:
-            headline += f"; runbook: {runbooks[0].where}"
+            found.headline += f"; runbook: {runbooks[0].where}"
     except ToolError as exc:
-        notes.append(f"runbooks: {exc}")
+        found.notes.append(f"runbooks: {exc}")
     if ctx.loki is not None:
         try:
             logs, problem = log_evidence(ctx, args)
-            evidence += logs
+            found.evidence += logs
             if problem:
-                notes.append(f"logs: {problem}")
+                found.notes.append(f"logs: {problem}")
         except ToolError as exc:
-            notes.append(f"logs: {exc}")
-    message = headline + (f" (notes: {'; '.join(notes)})" if notes else "")
+            found.notes.append(f"logs: {exc}")
+    notes = f" (notes: {'; '.join(found.notes)})" if found.notes else ""
     return ToolResult(
-        tool="alert_triage", status="ok", message=message, evidence=evidence, images=images
+        tool="alert_triage",
+        status="ok",
+        message=found.headline + notes,
+        evidence=found.evidence,
+        images=found.images,
     )
 
 
