@@ -7,12 +7,13 @@ the query parameters of the last request so tests can check the window asked for
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+
+from tests.local_http import serving
 
 
 class FakeLoki(BaseHTTPRequestHandler):
@@ -56,9 +57,5 @@ class FakeLoki(BaseHTTPRequestHandler):
 @pytest.fixture
 def loki() -> Iterator[str]:
     FakeLoki.mode, FakeLoki.seen, FakeLoki.params = "ok", "", {}
-    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeLoki)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with serving(FakeLoki) as url:
+        yield url

@@ -4,17 +4,17 @@ clear message; the query timeout is sent with every query."""
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from types import SimpleNamespace
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from pydantic import SecretStr
 
+from tests.local_http import serving
 from tools.base import ToolError
 from tools.metrics.client import Prometheus, PrometheusQueryError
 
@@ -50,11 +50,8 @@ class Picky(BaseHTTPRequestHandler):
 @pytest.fixture
 def server() -> Iterator[str]:
     Picky.mode = "ok"
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Picky)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    with serving(Picky) as url:
+        yield url
 
 
 def client(url: str, **auth: object) -> Prometheus:

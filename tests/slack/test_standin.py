@@ -6,7 +6,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -18,6 +18,7 @@ from slack_sdk.signature import SignatureVerifier
 from slack_sdk.webhook import WebhookClient
 
 from bot.slack.standin import RecordedCall, SignedSender, SlackStandIn, serve_forever
+from tests.local_http import serving
 
 TOKEN = "xoxb-test"
 SECRET = "test-signing-secret"
@@ -244,13 +245,8 @@ class _Verifying(BaseHTTPRequestHandler):
 def bot() -> Iterator[tuple[SignedSender, list[dict[str, Any]]]]:
     received: list[dict[str, Any]] = []
     handler = type("Handler", (_Verifying,), {"received": received})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{server.server_address[1]}/slack/events"
-    yield SignedSender(url, SECRET), received
-    server.shutdown()
-    server.server_close()
+    with serving(handler) as url:
+        yield SignedSender(f"{url}/slack/events", SECRET), received
 
 
 def test_slash_command_is_signed_and_form_encoded(bot: tuple[SignedSender, list]) -> None:
