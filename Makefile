@@ -7,7 +7,7 @@ PIP    := $(BIN)/python -m pip
 TORCH  := torch==2.13.0
 DEMO_DIR ?= $(CURDIR)/.opsbot-demo
 
-.PHONY: demo test bench lint install install-dev prom-tools clean help
+.PHONY: demo test bench lint install install-dev prom-tools pg-tools clean help
 
 help:
 	@echo "make demo   - install, index the sample runbooks, open 'opsbot chat' (no Slack, GPU or settings)"
@@ -19,15 +19,23 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 
-# Stamps make the targets safe (and fast) to run twice; they are redone when pyproject changes.
-$(VENV)/.installed: $(BIN)/python pyproject.toml
-	$(PIP) install --quiet $(TORCH)
-	$(PIP) install --quiet -e .
+# Stamps make the targets safe (and fast) to run twice; they are redone when pyproject or a lock
+# changes. The versions come from the lock files (hashed; torch is the CPU build, see
+# requirements/lock.txt), opsbot itself is installed editable on top without resolving anything.
+$(VENV)/.installed: $(BIN)/python pyproject.toml requirements/lock-runtime.txt
+	$(PIP) install --quiet --require-hashes -r requirements/lock-runtime.txt
+	$(PIP) install --quiet --no-deps -e .
 	touch $@
 
-$(VENV)/.installed-dev: $(VENV)/.installed
-	$(PIP) install --quiet -e '.[dev,local-llm]'
+$(VENV)/.installed-dev: $(VENV)/.installed requirements/lock.txt
+	$(PIP) install --quiet --require-hashes -r requirements/lock.txt
 	touch $@
+
+# Regenerates requirements/lock.txt and lock-runtime.txt from pyproject.toml, keeping the pins
+# that still fit; `make lock LOCK_ARGS=--upgrade` takes the newest of everything instead.
+.PHONY: lock
+lock:
+	PYTHON=$(PYTHON) requirements/lock.sh $(LOCK_ARGS)
 
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
@@ -47,10 +55,18 @@ prom-tools:
 	  || echo "WARNING: prometheus/promtool/prometheus-alertmanager missing and not installable here" \
 	     "(run 'apt-get install prometheus prometheus-alertmanager' as root); tests that need them will skip"; }
 
-test: install-dev prom-tools
+# A real PostgreSQL for the replica, queue and checkpointer tests (Debian's package), the same way.
+pg-tools:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || { \
+	  [ "$$(id -u)" = 0 ] && apt-get update -qq \
+	  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql \
+	  || echo "WARNING: PostgreSQL missing and not installable here (run 'apt-get install postgresql'" \
+	     "as root); tests that need it will skip"; }
+
+test: install-dev prom-tools pg-tools
 	$(BIN)/python -m pytest -m "" tests
 
-bench: install-dev prom-tools
+bench: install-dev prom-tools pg-tools
 	$(BIN)/python -m bench.run
 
 lint: install-dev

@@ -27,6 +27,8 @@ llm_app = typer.Typer(help="Run a local OpenAI-compatible model server.", no_arg
 app.add_typer(llm_app, name="llm")
 logs_app = typer.Typer(help="Mine log templates.", no_args_is_help=True)
 app.add_typer(logs_app, name="logs")
+db_app = typer.Typer(help="The store's schema (Alembic migrations).", no_args_is_help=True)
+app.add_typer(db_app, name="db")
 
 IndexOption = Annotated[
     Path | None, typer.Option("--index", help="Index folder (default: OPSBOT_INDEX_DIR).")
@@ -189,36 +191,41 @@ async def _chat(settings: Settings, thread_id: str, once: str | None) -> None:
 
 @app.command()
 def serve() -> None:
-    """Run the Slack app: HTTP on /slack/events (OPSBOT_PORT), or Socket Mode with an app token."""
+    """Run the bot: the Slack app over HTTP on /slack/events (OPSBOT_PORT), or Socket Mode
+    with an app token; /alertmanager, /livez, /readyz and /metrics are served on the HTTP
+    port either way."""
     settings = settings_or_exit()
     try:
         settings.require_slack()
     except SettingsError as exc:
         raise fail(str(exc)) from None
-    if settings.slack.app_token is not None:
-        asyncio.run(_serve_socket_mode(settings))
-        return
+    asyncio.run(_serve(settings))
+
+
+async def _serve(settings: Settings) -> None:
     import uvicorn
 
     from bot.server import build_web_app
 
-    uvicorn.run(build_web_app(settings), host=settings.host, port=settings.port, log_level="info")
-
-
-async def _serve_socket_mode(settings: Settings) -> None:
+    socket_mode = settings.slack.app_token is not None
+    web = build_web_app(settings, slack_events=not socket_mode)
+    config = uvicorn.Config(
+        web, host=settings.host, port=settings.port, log_level="info",
+        timeout_graceful_shutdown=int(settings.workers.shutdown_grace) + 5,
+    )  # fmt: skip
+    server = uvicorn.Server(config)
+    if not socket_mode:
+        await server.serve()
+        return
     from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
-    from bot.agent.service import open_agent
-    from bot.slack.app import build_slack_app, services_for
-
     assert settings.slack.app_token is not None
-    services = services_for(settings)
-    bolt = build_slack_app(settings, services)
-    async with open_agent(settings) as agent:
-        services.agent = agent
-        await AsyncSocketModeHandler(
-            bolt, settings.slack.app_token.get_secret_value()
-        ).start_async()
+    socket = AsyncSocketModeHandler(web.state.bolt, settings.slack.app_token.get_secret_value())
+    await socket.connect_async()
+    try:
+        await server.serve()  # until SIGTERM; the lifespan drains the workers
+    finally:
+        await socket.close_async()
 
 
 @llm_app.command("serve")
@@ -321,6 +328,37 @@ def rca(
     except (IndexMissingError, IndexMismatchError) as exc:
         report.notes.append(f"runbooks not searched: {exc}")
     typer.echo(json.dumps(report.as_json()) if as_json else to_markdown(report))
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    revision: Annotated[str, typer.Argument(help="Revision to upgrade to.")] = "head",
+) -> None:
+    """Bring the database's schema up to date (OPSBOT_DATABASE_URL; `opsbot serve` does this
+    at start-up too, under a lock that replicas share)."""
+    from bot.db import make_engine
+    from bot.migrate import current_revision, upgrade
+
+    settings = settings_or_exit()
+    engine = make_engine(settings.database_url)
+    try:
+        before = current_revision(engine)
+        upgrade(engine, revision)
+        after = current_revision(engine)
+    except Exception as exc:
+        raise fail(f"could not migrate the database: {type(exc).__name__}: {exc}") from None
+    typer.echo(f"database at revision {after}" + (f" (was {before})" if before != after else ""))
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Print the database's schema revision and the newest one this version knows."""
+    from bot.db import make_engine
+    from bot.migrate import current_revision, head_revision
+
+    settings = settings_or_exit()
+    typer.echo(f"current {current_revision(make_engine(settings.database_url))}, "
+               f"head {head_revision()}")  # fmt: skip
 
 
 @app.command("slack-standin")

@@ -267,6 +267,32 @@ class WebhookSettings(BaseModel):
     )
 
 
+class WorkersSettings(BaseModel):
+    """The workers that take accepted work from the job queue."""
+
+    triage: int = Field(
+        2, ge=1, le=32, description="Alert triages worked on at once (a pool of their own)."
+    )
+    lease: float = Field(
+        30.0,
+        ge=0.5,
+        le=600,
+        description="Seconds a job stays claimed without its worker renewing it; after that "
+        "(the process died) another worker takes it.",
+    )
+    shutdown_grace: float = Field(
+        25.0,
+        ge=0,
+        le=3600,
+        description="Seconds a stopping bot (SIGTERM) gives running jobs to finish; the "
+        "rest go back to the queue.",
+    )
+    poll: float = Field(
+        0.5, gt=0, le=30, description="Seconds between looks at the queue for jobs recorded "
+        "by other replicas."
+    )
+
+
 class Settings(BaseSettings):
     """opsbot's settings; see each field's description."""
 
@@ -289,8 +315,8 @@ class Settings(BaseSettings):
         4,
         ge=1,
         le=64,
-        description="Answers the Slack app works on at once; more wait their turn, so that "
-        "acknowledging new requests stays fast under load.",
+        description="Answers the workers of one replica work on at once; more wait in the "
+        "job queue, so that acknowledging new requests stays fast under load.",
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="Log level."
@@ -304,6 +330,7 @@ class Settings(BaseSettings):
     alertmanager: AlertmanagerSettings = Field(default_factory=AlertmanagerSettings)
     alerts: AlertsSettings = Field(default_factory=AlertsSettings)
     webhook: WebhookSettings = Field(default_factory=WebhookSettings)
+    workers: WorkersSettings = Field(default_factory=WorkersSettings)
 
     @cached_property
     def index_dir(self) -> Path:

@@ -5,19 +5,23 @@
 - ``SeenEvent``: Slack event ids already handled, so a retried delivery never runs twice.
 - ``Incident``: an Alertmanager alert group (by ``groupKey``) and the thread it opened, so
   repeated notifications go to that thread and a resolution updates its first message.
+- ``RateHit``: calls counted against a per-person budget, shared by all replicas.
 
-SQLite by default, Postgres by URL (``OPSBOT_DATABASE_URL``).
+SQLite by default, Postgres by URL (``OPSBOT_DATABASE_URL``). The schema is Alembic's
+(``bot/migrations``); opening a store brings it up to date unless told not to.
 """
 
 from __future__ import annotations
 
 import hashlib
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-from sqlalchemy import Engine
+from sqlalchemy import DateTime, Engine, text
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Field, Session, SQLModel, create_engine, delete, select
+from sqlmodel import Field, Session, SQLModel, col, delete, func, select
+
+from bot.db import make_engine
+from bot.migrate import upgrade
 
 
 def _now() -> datetime:
@@ -55,7 +59,9 @@ class SeenEvent(SQLModel, table=True):
 
 
 class IncidentBase(SQLModel):
-    group_key: str = Field(max_length=1024, description="Alertmanager's groupKey")
+    group_key: str = Field(
+        max_length=1024, description="Alertmanager's groupKey (its first 1,024 characters)"
+    )
     receiver: str = Field(default="", max_length=256)
     title: str = Field(default="", max_length=512, description="alert names and group labels")
     channel: str = Field(max_length=64)
@@ -73,17 +79,50 @@ class Incident(IncidentBase, table=True):
     notifications: int = 1
 
 
+class RateHit(SQLModel, table=True):
+    __tablename__ = "rate_hit"
+    id: int | None = Field(default=None, primary_key=True)
+    bucket: str = Field(max_length=200, description="budget group and person")
+    at: datetime = Field(default_factory=_now, sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
+
+
 #: Slack retries a delivery for a few minutes at most; ids older than this are dropped.
 SEEN_EVENT_TTL = timedelta(hours=1)
 
 
 class Store:
-    def __init__(self, url: str) -> None:
-        if url.startswith("sqlite:///"):
-            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        connect_args = {"check_same_thread": False} if url.startswith("sqlite") else {}
-        self.engine: Engine = create_engine(url, connect_args=connect_args)
-        SQLModel.metadata.create_all(self.engine)
+    def __init__(self, url: str, *, migrate: bool = True, pool_size: int = 5) -> None:
+        self.url = url
+        self.engine: Engine = make_engine(url, pool_size=pool_size)
+        if migrate:
+            upgrade(self.engine)
+
+    def ping(self) -> None:
+        """Raise when the database does not answer."""
+        with self.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+
+    def hit(self, bucket: str, *, limit: int, window_s: float) -> float | None:
+        """Count one call against ``bucket`` if fewer than ``limit`` fell in the last
+        ``window_s`` seconds (None); otherwise the seconds until one leaves the window."""
+        now = _now()
+        since = now - timedelta(seconds=window_s)
+        with Session(self.engine) as session:
+            if self.engine.dialect.name == "postgresql":  # one count-and-insert per bucket
+                session.exec(  # type: ignore[call-overload]
+                    text("SELECT pg_advisory_xact_lock(hashtext(:bucket))"), params={"bucket": bucket}
+                )
+            session.exec(delete(RateHit).where(RateHit.bucket == bucket, col(RateHit.at) < since))  # type: ignore[call-overload]
+            used, oldest = session.exec(
+                select(func.count(), func.min(RateHit.at)).where(RateHit.bucket == bucket)
+            ).one()
+            if used >= limit:
+                session.rollback()
+                first = oldest if oldest.tzinfo else oldest.replace(tzinfo=UTC)
+                return max(0.0, (first - since).total_seconds())
+            session.add(RateHit(bucket=bucket, at=now))
+            session.commit()
+        return None
 
     def audit(
         self,
@@ -148,9 +187,12 @@ class Store:
                 select(Incident).where(Incident.key_hash == key_hash(group_key))
             ).first()
 
-    def open_incident(self, incident: IncidentBase) -> Incident:
-        """Record a new thread for an alert group (replacing a resolved one of the same key)."""
-        row = Incident.model_validate(incident, update={"key_hash": key_hash(incident.group_key)})
+    def open_incident(self, incident: IncidentBase, *, group_key: str) -> Incident:
+        """Record a new thread for an alert group (replacing a resolved one of the same key).
+
+        ``group_key`` is the whole key, of any length: the row keeps its first 1,024
+        characters (``incident.group_key``) and is found by the hash of the whole key."""
+        row = Incident.model_validate(incident, update={"key_hash": key_hash(group_key)})
         with Session(self.engine) as session:
             old = session.exec(select(Incident).where(Incident.key_hash == row.key_hash)).first()
             if old is not None:

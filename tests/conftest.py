@@ -68,3 +68,22 @@ def shared_alerts() -> list[dict[str, str]]:
 @pytest.fixture
 def anyio_backend() -> Iterator[str]:
     yield "asyncio"
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A real PostgreSQL server for the session (skips, loudly, where none is installed)."""
+    from tests.postgres import pg_bin, postgres_server
+
+    if pg_bin() is None:
+        pytest.skip("PostgreSQL is not installed: run `make test` as root, or apt-get install postgresql")
+    with postgres_server() as url:
+        yield url
+
+
+@pytest.fixture
+def pg_database(postgres_url: str) -> str:
+    """A database of its own for one test, on the session's PostgreSQL server."""
+    from tests.postgres import fresh_database
+
+    return fresh_database(postgres_url)

@@ -73,6 +73,9 @@ class ToolContext:
     """Alertmanager settings when one is configured (firing alerts are read from it)."""
     charts_dir: Path | None = None
     """Where chart images are written; answers attach them."""
+    files: tuple[str, ...] | None = None
+    """The files attached to the conversation being answered (names under uploads_dir);
+    a file argument must be one of them. None outside a conversation (the CLI)."""
 
     @cached_property
     def runbooks(self) -> RunbookIndex:

@@ -8,26 +8,53 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
-from bot.settings import Settings, SettingsError
+from bot.db import is_postgres, libpq_url
+from bot.migrate import MIGRATION_LOCK
+from bot.settings import Settings
 
 
 @asynccontextmanager
-async def open_checkpointer(settings: Settings) -> AsyncIterator[BaseCheckpointSaver]:
-    url = settings.database_url
-    if url.startswith("postgresql"):
+async def _migration_lock(pool: Any) -> AsyncIterator[None]:
+    """Replicas starting together set the checkpoint tables up one at a time."""
+    async with pool.connection() as conn:
+        await conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK + 1,))
         try:
-            from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
-        except ImportError:
-            raise SettingsError(
-                "OPSBOT_DATABASE_URL is Postgres: install opsbot[postgres] for its checkpointer"
-            ) from None
-        conninfo = url.replace("postgresql+psycopg://", "postgresql://")
-        async with AsyncPostgresSaver.from_conn_string(conninfo) as saver:
-            await saver.setup()
+            yield
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK + 1,))
+
+
+@asynccontextmanager
+async def open_checkpointer(
+    settings: Settings, *, pool_size: int = 4
+) -> AsyncIterator[BaseCheckpointSaver]:
+    """The checkpointer for the database URL; on Postgres over a pool of ``pool_size``
+    connections, so workers of one replica checkpoint side by side."""
+    url = settings.database_url
+    if is_postgres(url):
+        from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+        from psycopg.rows import dict_row
+        from psycopg_pool import AsyncConnectionPool
+
+        pool = AsyncConnectionPool(
+            libpq_url(url),
+            min_size=1,
+            max_size=max(2, pool_size),
+            kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row},
+            open=False,
+        )
+        await pool.open(wait=True, timeout=30)
+        try:
+            saver = AsyncPostgresSaver(pool)  # type: ignore[arg-type]
+            async with _migration_lock(pool):
+                await saver.setup()
             yield saver
+        finally:
+            await pool.close()
         return
     from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 

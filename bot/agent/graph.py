@@ -8,6 +8,7 @@ tool node, and the same composer builds the answer from the evidence.
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 from typing import Any
 
@@ -89,6 +90,8 @@ async def run_tools(state: AgentState, runtime: Runtime[AgentContext]) -> dict[s
     decision = interrupt({"calls": writes, "requested_by": requester}) if writes else None
     results: list[ToolResult] = []
     messages: list[ToolMessage] = []
+    tools_ctx = copy.copy(runtime.context.tools)  # shares the loaded index
+    tools_ctx.files = tuple(state.get("attachments") or state["request"].get("attachments") or ())
     for call in last.tool_calls:
         if is_write(call["name"]):
             result = await asyncio.to_thread(
@@ -97,9 +100,7 @@ async def run_tools(state: AgentState, runtime: Runtime[AgentContext]) -> dict[s
         elif refusal := over_budget(call["name"], state["request"], runtime.context):
             result = ToolResult(tool=call["name"], status="error", message=refusal)
         else:
-            result = await asyncio.to_thread(
-                run_tool, call["name"], call["args"], runtime.context.tools
-            )
+            result = await asyncio.to_thread(run_tool, call["name"], call["args"], tools_ctx)
         results.append(result)
         messages.append(
             ToolMessage(

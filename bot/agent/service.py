@@ -23,6 +23,7 @@ from bot.agent.llm import make_chat_model
 from bot.agent.planner import follow_up_context
 from bot.agent.ratelimit import RateLimits
 from bot.settings import Settings
+from bot.store import Store
 from knowledge.index import IndexMismatchError, IndexMissingError
 from tools.base import ToolContext
 from tools.registry import all_tools
@@ -66,8 +67,13 @@ class Agent:
         tool_args: dict[str, Any] | None = None,
         attachments: list[str] | None = None,
         on_status: StatusCallback | None = None,
+        turn_id: str | None = None,
     ) -> Answer | PendingApproval:
         """Answer ``question`` in the conversation ``thread_id``.
+
+        ``turn_id`` names the turn (the job that asks): asked again with the same id, a
+        turn that was cut short (the process died) continues from its last checkpoint, and
+        one that finished returns its answer without running again.
 
         ``tool`` forces a tool (a slash command's); ``tool_args`` are its arguments when the
         caller parsed them, otherwise the question is its query.
@@ -82,8 +88,16 @@ class Agent:
             snapshot = await self.graph.aget_state(self._config(thread_id))
             if snapshot.interrupts:
                 return _pending(thread_id, snapshot.interrupts[0].value)
+            values = snapshot.values or {}
+            if turn_id and (values.get("request") or {}).get("turn_id") == turn_id:
+                if snapshot.next:  # cut short: carry on from the checkpoint
+                    log.info("continuing turn %s of %s", turn_id, thread_id)
+                    return await self._drive(thread_id, None, on_status)
+                if values.get("answer"):
+                    return Answer.model_validate(values["answer"])
             turn = self._turn(snapshot, question, user, source, tool, attachments or [])
             turn["request"]["tool_args"] = tool_args
+            turn["request"]["turn_id"] = turn_id
             return await self._drive(thread_id, turn, on_status)
 
     @staticmethod
@@ -163,7 +177,7 @@ def _pending(thread_id: str, payload: dict[str, Any]) -> PendingApproval:
     return PendingApproval(thread_id, list(payload["calls"]), str(payload["requested_by"]))
 
 
-def agent_context(settings: Settings) -> AgentContext:
+def agent_context(settings: Settings, store: Store | None = None) -> AgentContext:
     return AgentContext(
         tools=ToolContext(
             index_dir=settings.index_dir,
@@ -175,7 +189,7 @@ def agent_context(settings: Settings) -> AgentContext:
             alertmanager=settings.alertmanager if settings.alertmanager.url else None,
             charts_dir=settings.data_dir / "charts",
         ),
-        limits=RateLimits({"prometheus": settings.prometheus.rate_limit}),
+        limits=RateLimits({"prometheus": settings.prometheus.rate_limit}, store),
         model=make_chat_model(settings.llm),
         assist=settings.llm.assists,
         max_tool_rounds=settings.llm.max_tool_rounds,
@@ -183,9 +197,12 @@ def agent_context(settings: Settings) -> AgentContext:
 
 
 @asynccontextmanager
-async def open_agent(settings: Settings) -> AsyncIterator[Agent]:
-    """An agent with its checkpointer open for the life of the block."""
-    async with open_checkpointer(settings) as saver:
-        agent = Agent(build_graph(saver), agent_context(settings))
+async def open_agent(
+    settings: Settings, store: Store | None = None, *, pool_size: int = 4
+) -> AsyncIterator[Agent]:
+    """An agent with its checkpointer open for the life of the block; with a store, rate
+    budgets are kept in its database (shared by replicas)."""
+    async with open_checkpointer(settings, pool_size=pool_size) as saver:
+        agent = Agent(build_graph(saver), agent_context(settings, store))
         await agent.warm_up()
         yield agent

@@ -23,6 +23,7 @@ class Request(TypedDict, total=False):
     tool_args: dict[str, Any] | None  # that tool's arguments, when the caller parsed them
     attachments: list[str]  # names of files attached to the conversation so far
     new_attachments: list[str]  # those that came with this message
+    turn_id: str | None  # the job asking; a retried job continues its turn instead of redoing it
 
 
 class AgentState(TypedDict, total=False):

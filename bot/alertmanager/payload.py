@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Literal
+from datetime import UTC, datetime
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    """Times without a zone are UTC (Alertmanager's own are always zoned); all are UTC
+    afterwards, so the alerts of one group compare and store alike."""
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+UtcTime = Annotated[datetime | None, AfterValidator(_utc)]
 
 
 class Alert(BaseModel):
@@ -14,8 +27,8 @@ class Alert(BaseModel):
     status: Literal["firing", "resolved"]
     labels: dict[str, str] = Field(default_factory=dict)
     annotations: dict[str, str] = Field(default_factory=dict)
-    starts_at: datetime | None = Field(None, alias="startsAt")
-    ends_at: datetime | None = Field(None, alias="endsAt")
+    starts_at: UtcTime = Field(None, alias="startsAt")
+    ends_at: UtcTime = Field(None, alias="endsAt")
     generator_url: str = Field("", alias="generatorURL")
     fingerprint: str = ""
 

@@ -95,6 +95,8 @@ class SlackStandIn:
         self.host, self.port, self.token = host, port, token
         self.bot_user_id, self.bot_id, self.team_id = bot_user_id, bot_id, team_id
         self.on_call = on_call
+        #: Seconds to wait before answering a Web API method (to catch the bot mid-work).
+        self.delays: dict[str, float] = {}
         self._cond = threading.Condition()
         self._calls: list[RecordedCall] = []
         self._messages: dict[str, dict[str, dict[str, Any]]] = {}  # channel -> ts -> message
@@ -236,6 +238,8 @@ class SlackStandIn:
         params.update(body)
         headers = {k.lower(): v for k, v in req.headers.items()}
         status, reply, kind = 200, b"ok", url.path.split("/")[1]
+        if delay := self.delays.get(url.path.removeprefix("/api/")):
+            time.sleep(delay)
         with self._cond:  # answer and record atomically: a waiter sees the store up to date
             if kind == "api":
                 method = url.path[len("/api/") :]
@@ -291,6 +295,8 @@ class SlackStandIn:
             }
         if method == "chat.postMessage":
             fields = {"text": p.get("text", ""), "blocks": p.get("blocks")}
+            if isinstance(p.get("metadata"), dict):
+                fields["metadata"] = p["metadata"]
             msg = self._store(channel, fields, p.get("thread_ts"))
             return {"ok": True, "channel": channel, "ts": msg["ts"], "message": dict(msg)}
         if method == "chat.update":
@@ -309,6 +315,15 @@ class SlackStandIn:
             }
         if method == "chat.postEphemeral":
             return {"ok": True, "message_ts": self._next_ts()}
+        if method == "conversations.history":  # top-level messages, newest first
+            oldest = float(p.get("oldest") or 0)
+            found = [
+                copy.deepcopy(m)
+                for m in self._messages.get(channel, {}).values()
+                if m.get("thread_ts") in (None, m["ts"]) and float(m["ts"]) >= oldest
+            ]
+            found.sort(key=lambda m: float(m["ts"]), reverse=True)
+            return {"ok": True, "messages": found[: int(p.get("limit") or 100)], "has_more": False}
         if method == "conversations.replies":
             msgs = self.thread(channel, p.get("ts", ""))  # the parent may be a human's, unseen
             if not msgs:
@@ -464,7 +479,7 @@ class SignedSender:
         user_name: str = "alice",
         channel_id: str = "C0OPS",
         response_url: str | None = None,
-        trigger_id: str = "T-1",
+        trigger_id: str | None = None,
         sign: bool = True,
         timestamp: int | None = None,
     ) -> httpx.Response:
@@ -483,7 +498,7 @@ class SignedSender:
             "api_app_id": "A0OPSBOT",
             "is_enterprise_install": "false",
             "response_url": response_url or f"https://hooks.slack.com/commands/{self.team_id}/1/x",
-            "trigger_id": trigger_id,
+            "trigger_id": trigger_id or f"T{uuid.uuid4().hex[:12]}",
         }
         return self._post(urlencode(form), _FORM, sign, timestamp)
 

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from bot.alertmanager.desk import triage_args
+from bot.work.triage import triage_args
 from bot.alertmanager.payload import Notification
 from bot.alertmanager.routing import UnroutableError, channel_for
 from bot.settings import AlertsSettings

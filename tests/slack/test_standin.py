@@ -258,7 +258,10 @@ def test_slash_command_is_signed_and_form_encoded(bot: tuple[SignedSender, list]
     form = {k: v[0] for k, v in parse_qs(got["body"]).items()}
     assert form["command"] == "/ops" and form["text"] == "ask pods?"
     assert (form["user_id"], form["channel_id"], form["team_id"]) == ("U0ALICE", "C0OPS", "T0TEAM")
-    assert form["response_url"] == "http://x/r" and form["trigger_id"] == "T-1"
+    assert form["response_url"] == "http://x/r" and form["trigger_id"].startswith("T")
+    sender.slash_command("ask again")
+    again = {k: v[0] for k, v in parse_qs(received[1]["body"]).items()}
+    assert again["trigger_id"] != form["trigger_id"]  # unique per command, as Slack's are
 
 
 def test_unsigned_and_stale_requests_fail_verification(bot: tuple[SignedSender, list]) -> None:

@@ -41,9 +41,15 @@ class LogRcaInput(BaseModel):
 
 
 def attached(ctx: ToolContext, name: str) -> Path:
-    """An attached file by name; never a path outside the uploads folder."""
+    """A file attached to this conversation, by name (or its base name); never a path
+    outside the uploads folder, nor a file of another conversation."""
     if ctx.uploads_dir is None:
         raise ToolError("no files are attached to this conversation")
+    if ctx.files is not None:
+        mine = [f for f in ctx.files if f == name or f.rsplit("/", 1)[-1] == name]
+        if not mine:
+            raise ToolError(f"{name!r} is not a file attached to this conversation")
+        name = mine[-1]
     path = (ctx.uploads_dir / name).resolve()
     if not path.is_relative_to(ctx.uploads_dir.resolve()):
         raise ToolError(f"{name!r} is not a file attached to this conversation")

@@ -1,0 +1,62 @@
+"""Database engines: one URL, SQLite by default or Postgres for several replicas.
+
+- ``postgresql://`` and ``postgresql+psycopg://`` both mean psycopg 3 (the driver opsbot
+  installs); the LangGraph checkpointer gets the plain libpq form of the same URL.
+- SQLite runs in WAL mode with a busy timeout, and every transaction begins IMMEDIATE so
+  that two writers queue for the lock instead of failing half-way (the job queue relies on
+  it). SQLite serves one process; Postgres serves many.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+
+SQLITE_BUSY_TIMEOUT_S = 30
+
+
+def is_postgres(url: str) -> bool:
+    return url.startswith("postgresql")
+
+
+def sqlalchemy_url(url: str) -> str:
+    """The URL SQLAlchemy should use: Postgres always through psycopg 3."""
+    for prefix in ("postgresql+psycopg2://", "postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url.removeprefix(prefix)
+    return url
+
+
+def libpq_url(url: str) -> str:
+    """The URL psycopg (and the LangGraph checkpointer) takes: no SQLAlchemy driver part."""
+    scheme, sep, rest = url.partition("://")
+    return f"{scheme.split('+')[0]}{sep}{rest}"
+
+
+def make_engine(url: str, *, pool_size: int = 5) -> Engine:
+    """An engine for ``url``; creates the folder of a SQLite file."""
+    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    if not url.startswith("sqlite"):
+        return create_engine(
+            sqlalchemy_url(url), pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+        )
+    engine = create_engine(
+        url, connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_S}
+    )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _: Any) -> None:
+        dbapi_connection.isolation_level = None  # SQLAlchemy emits BEGIN itself, below
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_S * 1000}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine

@@ -1,0 +1,1 @@
+"""Alembic migrations of the store (``opsbot db upgrade``; run at start-up)."""

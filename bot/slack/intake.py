@@ -1,0 +1,226 @@
+"""Slack intake: validate, record a job, then ack. Nothing else happens on the request path.
+
+The job is in the database before Slack hears the ack, so an acknowledged request is
+answered even if the process dies a moment later. Handlers take only the arguments they
+name (Bolt injects them by name).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+import uuid
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
+
+from bot import metrics
+from bot.services import Services
+from bot.slack import render
+from bot.slack.commands import metrics_args
+from bot.store import conversation_id
+from bot.work.queue import ANSWERS, JobBase
+from tools.metrics.query import DEFAULT_RANGE
+
+log = logging.getLogger(__name__)
+MENTION = re.compile(r"<@[A-Z0-9]+>")
+#: Subcommands that start a conversation, and the tool each asks for (None: planned).
+ASKS: dict[str, str | None] = {
+    "ask": None,
+    "rca": "log_rca",
+    "metrics": "prometheus_query",
+    "alerts": "firing_alerts",
+}
+#: What each subcommand says when it is given nothing (those absent need no text).
+NEEDS_TEXT = {
+    "ask": "Ask me something, e.g. `/ops ask what should I check when pods crash-loop?`",
+    "rca": "Paste log lines after `/ops rca`, or attach a log file in a thread and mention me "
+    "there.",
+    "metrics": "Give a PromQL expression and optionally a range and step, e.g. "
+    "`/ops metrics sum(rate(http_requests_total[5m])) 1h 30s`.",
+}
+#: Message subtypes a person's thread reply can have.
+PEOPLE_SUBTYPES = (None, "file_share", "thread_broadcast")
+SLACK_ID = r"^[A-Z0-9][A-Z0-9._-]{0,63}$"
+TS = r"^\d{1,12}(\.\d{1,9})?$"
+
+
+class SlashCommand(BaseModel):
+    """The fields of a slash command the bot relies on."""
+
+    model_config = ConfigDict(extra="ignore")
+    user_id: str = Field(pattern=SLACK_ID)
+    channel_id: str = Field(pattern=SLACK_ID)
+    text: str = Field("", max_length=40_000)
+    trigger_id: str = Field("", max_length=200)
+    response_url: str = Field("", max_length=2000)
+
+
+class SlackFile(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    id: str = Field("", max_length=64)
+    name: str = Field("", max_length=1000)
+    size: int = Field(0, ge=0)
+    url_private: str = Field("", max_length=4000)
+    url_private_download: str = Field("", max_length=4000)
+
+
+class MessageEvent(BaseModel):
+    """An app_mention or a message event, as far as the bot reads it."""
+
+    model_config = ConfigDict(extra="ignore")
+    channel: str = Field(pattern=SLACK_ID)
+    user: str = Field("", max_length=64)
+    text: str = Field("", max_length=40_000)
+    ts: str = Field(pattern=TS)
+    thread_ts: str | None = Field(None, pattern=TS)
+    files: list[SlackFile] = Field(default_factory=list, max_length=20)
+
+
+def parse_command(text: str) -> tuple[str, str]:
+    """`/ops ask why?` → ("ask", "why?"); empty text → ("help", "")."""
+    parts = text.strip().split(None, 1)
+    if not parts:
+        return "help", ""
+    return parts[0].lower(), parts[1].strip() if len(parts) > 1 else ""
+
+
+def command_args(sub: str, text: str) -> dict[str, Any] | None:
+    """A subcommand's tool arguments when they are parsed here (None: the text is the query)."""
+    if sub == "metrics":
+        return metrics_args(text)
+    if sub == "alerts":
+        return {"severity": text} if text else {}
+    return None
+
+
+def shown_request(sub: str, text: str, args: dict[str, Any] | None) -> str:
+    """What the thread's first message says was asked."""
+    if sub == "rca":
+        return f"a log RCA of {len(text.splitlines())} line(s)"
+    if sub == "metrics" and args:
+        return f"`{args['promql']}` over {args.get('range', DEFAULT_RANGE)}"
+    if sub == "alerts":
+        return f"what {text + ' alerts are' if text else 'is'} firing"
+    return text
+
+
+def first_error(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    return f"{'.'.join(str(p) for p in error['loc']) or 'body'}: {error['msg']}"
+
+
+def register_intake(app: AsyncApp, services: Services) -> None:
+    async def on_command(ack: AsyncAck, command: dict[str, Any], body: dict[str, Any]) -> None:
+        started = time.monotonic()
+        try:
+            cmd = SlashCommand.model_validate(command)
+        except ValidationError as exc:
+            metrics.SLACK_REQUESTS.labels("command", "invalid").inc()
+            await ack(text=f"This command could not be read ({first_error(exc)}).")
+            return
+        sub, rest = parse_command(cmd.text)
+        if sub == "help":
+            await ack(blocks=render.as_dicts(render.help_blocks()), text="opsbot help")
+        elif sub in NEEDS_TEXT and not rest:
+            await ack(text=NEEDS_TEXT[sub])
+        elif sub not in ASKS:
+            await ack(text=render.usage_text(sub))
+        else:
+            args = command_args(sub, rest)
+            job = JobBase(
+                queue=ANSWERS,
+                kind="slack_command",
+                serial_key=f"command:{uuid.uuid4().hex}",  # its thread does not exist yet
+                dedup_key=f"trigger:{cmd.trigger_id}" if cmd.trigger_id else None,
+                payload={
+                    "user": cmd.user_id, "channel": cmd.channel_id, "sub": sub, "text": rest,
+                    "tool_args": args, "shown": shown_request(sub, rest, args),
+                    "response_url": cmd.response_url,
+                },
+            )  # fmt: skip
+            fresh = await services.enqueue(job)
+            await ack()
+            metrics.SLACK_REQUESTS.labels("command", "accepted" if fresh else "duplicate").inc()
+            metrics.ACK_LATENCY.labels("command").observe(time.monotonic() - started)
+            return
+        metrics.SLACK_REQUESTS.labels("command", "answered_in_ack").inc()
+
+    app.command("/ops")(on_command)
+
+    async def take(
+        ack: AsyncAck, body: dict[str, Any], event: MessageEvent, action: str, started: float
+    ) -> None:
+        thread_ts = event.thread_ts or event.ts
+        job = JobBase(
+            queue=ANSWERS,
+            kind="slack_message",
+            serial_key=conversation_id(event.channel, thread_ts),
+            dedup_key=f"event:{str(body.get('event_id'))[:100]}" if body.get("event_id") else None,
+            payload={
+                "channel": event.channel, "thread_ts": thread_ts, "user": event.user,
+                "text": MENTION.sub("", event.text).strip(), "action": action,
+                "files": [f.model_dump() for f in event.files],
+            },
+        )  # fmt: skip
+        fresh = await services.enqueue(job)
+        await ack()
+        metrics.SLACK_REQUESTS.labels("event", "accepted" if fresh else "duplicate").inc()
+        metrics.ACK_LATENCY.labels("event").observe(time.monotonic() - started)
+
+    async def on_mention(ack: AsyncAck, body: dict[str, Any], event: dict[str, Any]) -> None:
+        started = time.monotonic()
+        parsed = _event(event)
+        if parsed is None:
+            await ack()
+            return
+        await take(ack, body, parsed, "mention", started)
+
+    app.event("app_mention")(on_mention)
+
+    async def on_message(
+        ack: AsyncAck, body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext
+    ) -> None:
+        """A reply in a thread the bot takes part in continues that conversation."""
+        started = time.monotonic()
+        text = event.get("text")
+        mentioned = context.bot_user_id and f"<@{context.bot_user_id}>" in str(text or "")
+        if (
+            not event.get("thread_ts")
+            or event.get("bot_id")
+            or event.get("subtype") not in PEOPLE_SUBTYPES
+            or mentioned  # the app_mention listener answers it
+        ):
+            await ack()
+            return
+        parsed = _event(event)
+        if parsed is None or not (parsed.text.strip() or parsed.files):
+            await ack()
+            return
+        assert parsed.thread_ts is not None
+        known = await asyncio.to_thread(
+            services.store.has_conversation, channel=parsed.channel, thread_ts=parsed.thread_ts
+        )
+        if not known:
+            await ack()
+            return
+        await take(ack, body, parsed, "thread reply", started)
+
+    app.event("message")(on_message)
+
+
+def _event(event: dict[str, Any]) -> MessageEvent | None:
+    """The event as the bot reads it; None (acked and dropped, with a log line) when it
+    lacks what an answer needs or carries what Slack never sends."""
+    try:
+        return MessageEvent.model_validate(event)
+    except ValidationError as exc:
+        metrics.SLACK_REQUESTS.labels("event", "invalid").inc()
+        log.info("dropping an event that could not be read: %s", first_error(exc)[:200])
+        return None
+
+
+__all__ = ["ASKS", "register_intake", "parse_command"]

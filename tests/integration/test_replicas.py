@@ -1,0 +1,149 @@
+"""Two `opsbot serve` replicas sharing a real PostgreSQL: conversations move between them,
+an alert group is triaged once, and a job of a replica that dies is finished by the other."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from bot.slack.standin import SignedSender, SlackStandIn
+from bot.store import Store
+from bot.work.queue import DONE, JobQueue
+from tests.integration.conftest import SECRET, TOKEN
+from tests.integration.processes import BotProcess
+from tests.integration.test_durable import ALERTS, bot_env, notification
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def standin() -> Iterator[SlackStandIn]:
+    with SlackStandIn(token=TOKEN) as server:
+        yield server
+
+
+@pytest.fixture
+def replicas(
+    tmp_path: Path, sample_index: Path, standin: SlackStandIn, pg_database: str
+) -> Iterator[tuple[BotProcess, BotProcess]]:
+    def replica(name: str) -> BotProcess:
+        env = bot_env(tmp_path / name, sample_index, standin, OPSBOT_DATABASE_URL=pg_database)
+        return BotProcess(env, tmp_path / f"{name}.log")
+
+    one, two = replica("one"), replica("two")
+    starting = threading.Thread(target=one.start)  # both at once: migrations take turns
+    starting.start()
+    two.start()
+    starting.join()
+    try:
+        yield one, two
+    finally:
+        one.kill()
+        two.kill()
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.2)
+
+
+def mention(text: str, ts: str, thread_ts: str | None = None) -> dict[str, object]:
+    event: dict[str, object] = {
+        "type": "app_mention", "user": "U0ALICE", "text": f"<@U0BOT> {text}", "ts": ts,
+        "channel": "C0OPS",
+    }  # fmt: skip
+    if thread_ts:
+        event["thread_ts"] = thread_ts
+    return event
+
+
+def test_a_thread_started_on_one_replica_continues_on_the_other(
+    replicas: tuple[BotProcess, BotProcess], standin: SlackStandIn
+) -> None:
+    one, two = replicas
+    thread = "1700000100.000100"
+    SignedSender(one.events_url, SECRET).event(mention("my pod was OOMKilled", thread))
+    wait_until(lambda: len(updates_in(standin, thread)) == 1)
+    assert "kubernetes/PodOOMKilled.md" in json.dumps(updates_in(standin, thread)[0])
+    reply = {
+        "type": "message", "user": "U0ALICE", "text": "and what then?",
+        "ts": "1700000200.000100", "thread_ts": thread, "channel": "C0OPS",
+    }  # fmt: skip
+    one.kill()  # so the other replica surely answers
+    assert SignedSender(two.events_url, SECRET).event(reply).status_code == 200
+    wait_until(lambda: len(updates_in(standin, thread)) == 2)
+    second = updates_in(standin, thread)[-1]
+    # the follow-up carried the thread's topic, read from the shared checkpoint
+    assert "kubernetes/PodOOMKilled.md" in json.dumps(second)
+
+
+def updates_in(standin: SlackStandIn, thread: str) -> list[dict[str, object]]:
+    status = {
+        c.params["ts"]
+        for c in standin.calls_to("chat.postMessage")
+        if c.params.get("thread_ts") == thread
+    }
+    return [
+        c.params
+        for c in standin.calls_to("chat.update")
+        if c.params["ts"] in status and "Best match" in c.params["text"]
+    ]
+
+
+def test_an_alert_group_hitting_both_replicas_is_triaged_once(
+    replicas: tuple[BotProcess, BotProcess], standin: SlackStandIn, pg_database: str
+) -> None:
+    one, two = replicas
+    body = notification("group-both")
+    results: list[int] = []
+    senders = [
+        threading.Thread(
+            target=lambda url=url: results.append(httpx.post(url, json=body).status_code)
+        )
+        for url in (f"{one.base}/alertmanager", f"{two.base}/alertmanager") * 2
+    ]
+    for s in senders:
+        s.start()
+    for s in senders:
+        s.join()
+    assert results == [202] * 4
+    queue = JobQueue(Store(pg_database).engine)
+    wait_until(lambda: [j.state for j in queue.jobs()] == [DONE] * 4)
+    headers = [
+        c for c in standin.calls_to("chat.postMessage")
+        if c.params["channel"] == ALERTS and not c.params.get("thread_ts")
+    ]  # fmt: skip
+    assert len(headers) == 1
+    triages = [c for c in standin.calls_to("chat.postMessage") if c.params.get("thread_ts")]
+    notes = [c for c in triages if "Still firing" in c.params["text"]]
+    assert len(triages) - len(notes) == 1 and len(notes) == 3
+    owners = {j.progress.get("plan") for j in queue.jobs()}
+    assert owners == {"open", "repeat"}
+
+
+def test_a_job_of_a_replica_that_dies_is_finished_by_the_other(
+    replicas: tuple[BotProcess, BotProcess], standin: SlackStandIn, pg_database: str
+) -> None:
+    one, two = replicas
+    two.kill()  # only one takes the job
+    standin.delays["chat.update"] = 1.0
+    SignedSender(one.events_url, SECRET).slash_command("ask what should I check when pods crash-loop?")
+    standin.wait_for("chat.postMessage", lambda c: c.params.get("thread_ts") is not None, 30)
+    two.start()
+    one.kill()
+    standin.delays.clear()
+    queue = JobQueue(Store(pg_database).engine)
+    wait_until(lambda: [j.state for j in queue.jobs()] == [DONE])
+    job = queue.jobs()[0]
+    assert job.attempts == 2
+    answered = {c.params["ts"] for c in standin.calls_to("chat.update") if "Best match" in c.params["text"]}
+    assert len(answered) == 1
+    assert sum(1 for c in standin.calls_to("chat.postMessage") if c.params.get("thread_ts")) == 1

@@ -1,0 +1,27 @@
+"""The job queue's tests run on SQLite and on a real PostgreSQL server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.store import Store
+from bot.work.queue import JobQueue
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'db.sqlite'}"
+    return str(request.getfixturevalue("pg_database"))
+
+
+@pytest.fixture
+def store(db_url: str) -> Store:
+    return Store(db_url)
+
+
+@pytest.fixture
+def queue(store: Store) -> JobQueue:
+    return JobQueue(store.engine, lease_s=30)

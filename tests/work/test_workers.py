@@ -1,0 +1,103 @@
+"""Worker pools: jobs run, failures are retried then reported, shutdown lets running jobs
+finish within the grace period and gives the rest back."""
+
+from __future__ import annotations
+
+import asyncio
+
+from bot.work.queue import DONE, FAILED, QUEUED, JobBase, JobQueue
+from bot.work.workers import JobRun, WorkerPool
+
+
+class Recorder:
+    """A handler that records what it ran; ``fail`` times it raises first; ``hold`` s it takes."""
+
+    def __init__(self, fail: int = 0, hold: float = 0.0) -> None:
+        self.fail, self.hold = fail, hold
+        self.runs: list[tuple[int, int]] = []
+        self.gave_up: list[int] = []
+
+    async def run(self, run: JobRun) -> None:
+        self.runs.append((run.id, run.job.attempts))
+        await run.record(seen=run.progress.get("seen", 0) + 1)
+        if self.hold:
+            await asyncio.sleep(self.hold)
+        if self.fail:
+            self.fail -= 1
+            raise RuntimeError("boom")
+
+    async def give_up(self, run: JobRun, error: BaseException) -> None:
+        self.gave_up.append(run.id)
+
+
+async def until(condition, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.02)
+
+
+def recorded(queue: JobQueue, key: str, **kw: object) -> int:
+    job = queue.enqueue(JobBase(queue="answers", kind="test", serial_key=key, **kw))  # type: ignore[arg-type]
+    assert job is not None and job.id is not None
+    return job.id
+
+
+async def test_a_pool_runs_jobs_and_marks_them_done(queue: JobQueue) -> None:
+    handler = Recorder()
+    pool = WorkerPool(queue, "answers", {"test": handler}, size=2, owner="r1", poll_s=0.05)
+    pool.start()
+    ids = [recorded(queue, f"k{i}") for i in range(5)]
+    pool.wake()
+    await until(lambda: all(queue.get(i).state == DONE for i in ids))  # type: ignore[union-attr]
+    await pool.stop(1)
+    assert sorted(i for i, _ in handler.runs) == ids
+
+
+async def test_a_failing_job_is_retried_then_given_up(queue: JobQueue, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr("bot.work.workers.RETRY_DELAYS", (0.0,))
+    handler = Recorder(fail=5)
+    pool = WorkerPool(queue, "answers", {"test": handler}, size=1, owner="r1", poll_s=0.05)
+    pool.start()
+    job_id = recorded(queue, "k", max_attempts=3)
+    await until(lambda: queue.get(job_id).state == FAILED)  # type: ignore[union-attr]
+    await pool.stop(1)
+    assert [a for _, a in handler.runs] == [1, 2, 3]
+    assert handler.gave_up == [job_id]
+    assert queue.get(job_id).progress == {"seen": 3}  # type: ignore[union-attr]
+
+
+async def test_a_job_that_fails_once_succeeds_on_retry(queue: JobQueue, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr("bot.work.workers.RETRY_DELAYS", (0.0,))
+    handler = Recorder(fail=1)
+    pool = WorkerPool(queue, "answers", {"test": handler}, size=1, owner="r1", poll_s=0.05)
+    pool.start()
+    job_id = recorded(queue, "k")
+    await until(lambda: queue.get(job_id).state == DONE)  # type: ignore[union-attr]
+    await pool.stop(1)
+    assert handler.gave_up == [] and len(handler.runs) == 2
+
+
+async def test_stop_lets_running_jobs_finish_within_the_grace(queue: JobQueue) -> None:
+    handler = Recorder(hold=0.5)
+    pool = WorkerPool(queue, "answers", {"test": handler}, size=2, owner="r1", poll_s=0.05)
+    pool.start()
+    ids = [recorded(queue, f"k{i}") for i in range(4)]
+    pool.wake()
+    await until(lambda: pool.busy == 2)
+    await pool.stop(grace_s=5)
+    states = [queue.get(i).state for i in ids]  # type: ignore[union-attr]
+    assert states.count(DONE) == 2 and states.count(QUEUED) == 2  # the rest wait, untouched
+
+
+async def test_stop_gives_back_jobs_that_outlast_the_grace(queue: JobQueue) -> None:
+    handler = Recorder(hold=30)
+    pool = WorkerPool(queue, "answers", {"test": handler}, size=1, owner="r1", poll_s=0.05)
+    pool.start()
+    job_id = recorded(queue, "k")
+    pool.wake()
+    await until(lambda: pool.busy == 1)
+    await pool.stop(grace_s=0.2)
+    job = queue.get(job_id)
+    assert job is not None and job.state == QUEUED and job.attempts == 0 and job.owner is None
+    assert job.progress == {"seen": 1}  # what it did is kept for the next attempt
