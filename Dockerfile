@@ -20,10 +20,12 @@ RUN python -m venv /opt/venv \
 WORKDIR /src
 COPY . .
 
-# With a lock file the dependencies are exactly the locked ones (--no-deps); without one,
-# pip resolves them from pyproject.toml. `pip check` fails the build on an incomplete lock.
-RUN if [ -f requirements/lock.txt ]; then \
-        pip install --no-cache-dir --no-deps -r requirements/lock.txt \
+# With the runtime lock (requirements/lock-runtime.txt: no dev or local-llm extras, which
+# would need a compiler) the dependencies are exactly the locked ones, hash-checked; torch is
+# already there from the layer above. Without it pip resolves them from pyproject.toml.
+# `pip check` fails the build on an incomplete lock.
+RUN if [ -f requirements/lock-runtime.txt ]; then \
+        pip install --no-cache-dir --no-deps -r requirements/lock-runtime.txt \
         && pip install --no-cache-dir --no-deps . ; \
     else \
         pip install --no-cache-dir . ; \

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.agent.service import open_agent
 from bot.settings import Settings
 from bot.store import Store
 from bot.work.queue import ANSWERS, TRIAGE, JobBase, JobQueue
@@ -59,7 +60,6 @@ class Services:
         self._starting = asyncio.create_task(self._start())
 
     async def _start(self) -> None:
-        from bot.agent.service import open_agent
         from bot.work.answering import AnswerJobs
         from bot.work.triage import TriageJobs
 

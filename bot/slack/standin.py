@@ -102,6 +102,7 @@ class SlackStandIn:
         self._messages: dict[str, dict[str, dict[str, Any]]] = {}  # channel -> ts -> message
         self._uploads: dict[str, dict[str, Any]] = {}  # file_id -> {filename, length, content}
         self._seq = itertools.count(1)
+        self._last_ts = 0
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -405,8 +406,10 @@ class SlackStandIn:
         return msg
 
     def _next_ts(self) -> str:
-        n = next(self._seq) * 100
-        return f"{1_700_000_000 + n // 1_000_000}.{n % 1_000_000:06d}"
+        """Slack's ts: the time of posting in microseconds, unique in the workspace."""
+        micros = max(int(time.time() * 1_000_000), self._last_ts + 1)
+        self._last_ts = micros
+        return f"{micros // 1_000_000}.{micros % 1_000_000:06d}"
 
 
 def _describe(call: RecordedCall) -> str:

@@ -10,6 +10,7 @@ import fnmatch
 import http.server
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -180,10 +181,23 @@ def test_bot_image_installs_the_cpu_torch_pinned_in_pyproject_then_the_project()
     assert f"--index-url https://download.pytorch.org/whl/cpu {torch_pin}" in runs[torch_run]
     project_run = next(i for i, r in enumerate(runs) if "pip install --no-cache-dir ." in r)
     assert torch_run < project_run, "torch (CPU) before the project, or pip pulls CUDA torch"
-    # The lock file, when present, pins every dependency and the project adds none.
-    assert "-f requirements/lock.txt" in runs[project_run]
-    assert "--no-deps -r requirements/lock.txt" in runs[project_run]
+    # The runtime lock, when present, pins every dependency and the project adds none.
+    assert "-f requirements/lock-runtime.txt" in runs[project_run]
+    assert "--no-deps -r requirements/lock-runtime.txt" in runs[project_run]
     assert "pip install --no-cache-dir --no-deps ." in runs[project_run]
+
+
+def test_the_runtime_lock_fits_the_image() -> None:
+    """Its torch is the CPU build installed first; nothing in it needs a compiler."""
+    lock = ROOT / "requirements" / "lock-runtime.txt"
+    if not lock.exists():
+        pytest.skip("no requirements/lock-runtime.txt: the image resolves from pyproject.toml")
+    pins = dict(re.findall(r"^([A-Za-z0-9_.-]+)==(\S+)", lock.read_text(), flags=re.MULTILINE))
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    torch_pin = next(d for d in pyproject["project"]["dependencies"] if d.startswith("torch"))
+    assert pins["torch"] == torch_pin.split("==")[1] + "+cpu"
+    assert not {name.lower() for name in pins} & {"llama-cpp-python", "pytest", "vllm"}
+    assert not [name for name in pins if name.startswith(("nvidia-", "triton"))]
 
 
 def test_bot_image_runs_opsbot_serve_as_a_non_root_user() -> None:

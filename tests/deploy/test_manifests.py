@@ -25,6 +25,8 @@ kubernetes_validate = pytest.importorskip(
 )
 from kubernetes_validate.utils import all_versions  # noqa: E402
 
+from bot.settings import Settings  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
 README = ROOT / "README.md"
@@ -288,28 +290,39 @@ def test_secret_example_keys_are_documented_and_hold_no_values() -> None:
     assert all(value == "" for value in vllm["stringData"].values())
 
 
-def test_settings_load_from_the_configmap_and_secret(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    """The ConfigMap's values are valid settings for the bot's own settings class."""
-    from bot.settings import Settings
-
-    config = one(resources(), "ConfigMap", "opsbot-config")
+@pytest.fixture
+def pod_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Settings:
+    """The bot's settings as a pod sees them: the ConfigMap plus the Secret's keys."""
     monkeypatch.chdir(tmp_path)
     for key in list(os.environ):
         if key.startswith("OPSBOT_"):
             monkeypatch.delenv(key)
-    for key, value in config["data"].items():
+    for key, value in one(resources(), "ConfigMap", "opsbot-config")["data"].items():
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("OPSBOT_SLACK_BOT_TOKEN", "xoxb-test")
     monkeypatch.setenv("OPSBOT_SLACK_SIGNING_SECRET", "test-secret")
     # The URL form CloudNativePG's app secret (key `uri`) holds.
     monkeypatch.setenv("OPSBOT_DATABASE_URL", "postgresql://opsbot:pw@opsbot-db-rw:5432/opsbot")
-    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    return Settings(_env_file=None)  # type: ignore[call-arg]
+
+
+def test_settings_load_from_the_configmap_and_secret(pod_settings: Settings) -> None:
+    """The ConfigMap's values are valid settings for the bot's own settings class."""
+    config = one(resources(), "ConfigMap", "opsbot-config")
+    settings = pod_settings
     assert settings.port == int(config["data"]["OPSBOT_PORT"])
     assert str(settings.data_dir) == config["data"]["OPSBOT_DATA_DIR"]
     assert settings.llm.url is not None and settings.llm.url.startswith("http://vllm:")
     assert settings.database_url.startswith("postgresql")
+
+
+def test_grace_period_lets_running_jobs_finish(pod_settings: Settings) -> None:
+    """SIGTERM comes after preStop; the workers then get their shutdown grace."""
+    spec = pod_spec(bot(resources()))
+    pre_stop = main_container(bot(resources()), "opsbot")["lifecycle"]["preStop"]
+    sleep = float(pre_stop["exec"]["command"][-1])
+    grace = pod_settings.workers.shutdown_grace
+    assert spec["terminationGracePeriodSeconds"] >= sleep + grace + 5
 
 
 def test_secret_references_point_at_the_example_keys() -> None:

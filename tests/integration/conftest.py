@@ -33,8 +33,10 @@ def running_bot(settings: Settings) -> Iterator[str]:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+            checks = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=3).json()["checks"]
+            if checks["agent"] == checks["database"] == "ok":  # others may be down on purpose
                 break
+            time.sleep(0.05)
         except httpx.HTTPError:
             time.sleep(0.05)
     else:

@@ -80,8 +80,9 @@ def test_a_command_killed_right_after_its_ack_is_answered_once_after_restart(
         time.sleep(1.5)  # a second answer, were there one, would come now
     assert len(starters(standin)) == 1
     assert len(answers(standin)) == 1
-    thread = standin.thread("C0OPS", str(starters(standin)[0]["ts"]))
-    assert sum(1 for c in standin.calls_to("chat.postMessage") if c.params.get("thread_ts")) == 1
+    in_thread = [c.params for c in standin.calls_to("chat.postMessage") if c.params.get("thread_ts")]
+    assert len(in_thread) == 1
+    thread = standin.thread("C0OPS", str(in_thread[0]["thread_ts"]))
     assert len(thread) == 2  # the question, then one status message turned answer
     assert jobs_done(tmp_path / "data") == [DONE]
 
@@ -141,7 +142,7 @@ def test_sigterm_answers_what_is_in_flight_and_keeps_the_rest(
         for i in range(10):
             assert sender.slash_command(f"{QUESTION} ({i})").status_code == 200
         standin.wait_for("chat.postMessage", lambda c: c.params.get("thread_ts") is not None, 30)
-        assert bot.terminate() == 0
+        assert bot.terminate() in (0, -15)  # uvicorn re-raises SIGTERM once it has shut down
         in_flight = len(answers(standin))
         standin.delays.clear()
         bot.start()
