@@ -7,6 +7,10 @@ replica reports the shared queue the same way.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 REGISTRY = CollectorRegistry(auto_describe=True)
@@ -121,3 +125,18 @@ FAMILIES = {
         DEPENDENCY_UP, READY, DEPLOYS, EVAL_RUNS,
     )
 }  # fmt: skip
+
+
+@contextmanager
+def model_call(purpose: str) -> Iterator[None]:
+    """Count and time one language-model call (its outcome: ok, or error when it raises)."""
+    started = time.monotonic()
+    try:
+        yield
+    except Exception:
+        MODEL_CALLS.labels(purpose, "error").inc()
+        raise
+    else:
+        MODEL_CALLS.labels(purpose, "ok").inc()
+    finally:
+        MODEL_DURATION.labels(purpose).observe(time.monotonic() - started)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+import time
 from typing import Any
 
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
@@ -18,6 +19,7 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import Runtime
 from langgraph.types import Checkpointer, interrupt
 
+from bot import metrics
 from bot.agent.answer import Answer, keep_cited, number_evidence
 from bot.agent.context import AgentContext
 from bot.agent.llm import describe_failure
@@ -46,7 +48,8 @@ async def plan(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, A
         if rounds >= ctx.max_tool_rounds:
             return {"rounds": rounds}
         try:
-            reply = await plan_with_model(ctx.model, state["messages"], ctx=ctx.tools)
+            with metrics.model_call("plan"):
+                reply = await plan_with_model(ctx.model, state["messages"], ctx=ctx.tools)
             return {"messages": [reply], "rounds": rounds + 1}
         except Exception as exc:  # the model failing must never lose the answer
             notes.append(describe_failure(exc, ctx.model))
@@ -100,7 +103,10 @@ async def run_tools(state: AgentState, runtime: Runtime[AgentContext]) -> dict[s
         elif refusal := over_budget(call["name"], state["request"], runtime.context):
             result = ToolResult(tool=call["name"], status="error", message=refusal)
         else:
+            started = time.monotonic()
             result = await asyncio.to_thread(run_tool, call["name"], call["args"], tools_ctx)
+            metrics.TOOL_DURATION.labels(call["name"]).observe(time.monotonic() - started)
+        metrics.TOOL_CALLS.labels(call["name"], result.status).inc()
         results.append(result)
         messages.append(
             ToolMessage(
@@ -190,7 +196,8 @@ async def summarise(ctx: AgentContext, answer: Answer) -> tuple[str | None, int]
     rca_only = all(r.tool == "log_rca" for r in answer.results if r.evidence)
     name = "rca_summary" if answer.evidence and rca_only else "summary"
     prompt = render_prompt(name, question=answer.question, evidence=listing)
-    reply = await ctx.model.ainvoke([SystemMessage(prompt)])
+    with metrics.model_call("summary"):
+        reply = await ctx.model.ainvoke([SystemMessage(prompt)])
     text, dropped = keep_cited(str(reply.content), {ev.id for ev in answer.evidence})
     return (text or None), dropped
 

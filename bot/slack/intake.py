@@ -14,7 +14,7 @@ import time
 import uuid
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
 
 from bot import metrics
@@ -78,6 +78,12 @@ class MessageEvent(BaseModel):
     ts: str = Field(pattern=TS)
     thread_ts: str | None = Field(None, pattern=TS)
     files: list[SlackFile] = Field(default_factory=list, max_length=20)
+
+    @field_validator("files", mode="before")
+    @classmethod
+    def _file_objects(cls, value: Any) -> list[Any]:
+        """Only file objects are files; anything else there is not Slack's and is ignored."""
+        return [f for f in value if isinstance(f, dict)] if isinstance(value, list) else []
 
 
 def parse_command(text: str) -> tuple[str, str]:

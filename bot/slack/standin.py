@@ -97,6 +97,8 @@ class SlackStandIn:
         self.on_call = on_call
         #: Seconds to wait before answering a Web API method (to catch the bot mid-work).
         self.delays: dict[str, float] = {}
+        #: Web API methods made to fail, with the error Slack would give.
+        self.failures: dict[str, str] = {}
         self._cond = threading.Condition()
         self._calls: list[RecordedCall] = []
         self._messages: dict[str, dict[str, dict[str, Any]]] = {}  # channel -> ts -> message
@@ -279,6 +281,8 @@ class SlackStandIn:
 
     def _api(self, method: str, p: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:
         """Answer one Web API method; called with the lock held."""
+        if method in self.failures:
+            return {"ok": False, "error": self.failures[method]}
         if self.token is not None:
             auth = headers.get("authorization", "")
             if auth != f"Bearer {self.token}" and p.get("token") != self.token:
