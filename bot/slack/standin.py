@@ -97,6 +97,8 @@ class SlackStandIn:
         self.on_call = on_call
         #: Seconds to wait before answering a Web API method (to catch the bot mid-work).
         self.delays: dict[str, float] = {}
+        #: Where apps.connections.open sends a Socket Mode client (a test's WebSocket server).
+        self.socket_url: str | None = None
         #: Web API methods made to fail, with the error Slack would give.
         self.failures: dict[str, str] = {}
         self._cond = threading.Condition()
@@ -283,6 +285,12 @@ class SlackStandIn:
         """Answer one Web API method; called with the lock held."""
         if method in self.failures:
             return {"ok": False, "error": self.failures[method]}
+        if method == "apps.connections.open":  # Socket Mode: an app-level token, not the bot's
+            if not headers.get("authorization", "").startswith("Bearer xapp-"):
+                return {"ok": False, "error": "invalid_auth"}
+            if not self.socket_url:
+                return {"ok": False, "error": "socket_mode_not_enabled"}
+            return {"ok": True, "url": self.socket_url}
         if self.token is not None:
             auth = headers.get("authorization", "")
             if auth != f"Bearer {self.token}" and p.get("token") != self.token:

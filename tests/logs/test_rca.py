@@ -165,3 +165,23 @@ async def test_a_follow_up_shows_the_lines_behind_a_finding(
     assert shown[:3] == f2.text.splitlines()  # the RCA's examples, then more
     count = int(f2.title.split(": ")[1].split("×")[0])
     assert len(shown) == min(20, count)
+
+
+def test_a_file_argument_must_be_one_of_the_conversations_files(tmp_path: Path) -> None:
+    from tools.base import ToolContext, ToolError
+    from tools.logs.tool import attached
+
+    for folder in ("C1-1.1", "C2-2.2"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "app.log").write_text("x\n")
+    ctx = ToolContext(index_dir=tmp_path, embedding_model="m", uploads_dir=tmp_path,
+                      files=("C1-1.1/app.log",))  # fmt: skip
+    assert attached(ctx, "C1-1.1/app.log") == (tmp_path / "C1-1.1" / "app.log").resolve()
+    assert attached(ctx, "app.log") == (tmp_path / "C1-1.1" / "app.log").resolve()
+    for other in ("C2-2.2/app.log", "../C2-2.2/app.log", "/etc/passwd"):
+        try:
+            attached(ctx, other)
+        except ToolError as exc:
+            assert "not a file attached to this conversation" in str(exc)
+        else:
+            raise AssertionError(f"{other} was allowed")
