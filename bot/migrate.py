@@ -1,7 +1,7 @@
 """Schema migrations with Alembic (``bot/migrations``): ``opsbot db upgrade``, and at start-up.
 
-A database made before migrations existed (tables, no ``alembic_version``) is stamped at
-the first revision, which is that schema, and then upgraded. On Postgres the upgrade holds
+A database made before migrations existed (tables, no ``alembic_version``) is upgraded in
+place: the first revision creates only the tables it lacks. On Postgres the upgrade holds
 an advisory lock, so replicas starting together migrate once.
 """
 
@@ -13,10 +13,9 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, inspect, text
+from sqlalchemy import Connection, Engine, text
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-FIRST_REVISION = "0001"
 #: pg_advisory_lock key held while migrating (any constant shared by all replicas).
 MIGRATION_LOCK = 7_236_810_041
 
@@ -51,16 +50,10 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
             _upgrade(connection, revision)
         finally:
             if postgres:
-                connection.execute(
-                    text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK}
-                )
+                connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK})
                 connection.commit()
 
 
 def _upgrade(connection: Connection, revision: str) -> None:
-    config = alembic_config(connection)
-    tables = set(inspect(connection).get_table_names())
-    if "alembic_version" not in tables and "audit_record" in tables:
-        command.stamp(config, FIRST_REVISION)
-    command.upgrade(config, revision)
+    command.upgrade(alembic_config(connection), revision)
     connection.commit()

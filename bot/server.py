@@ -29,6 +29,7 @@ from bot.http.health import Readiness
 from bot.services import Services, build_services
 from bot.settings import Settings
 from bot.slack.app import build_slack_app
+from bot.slack.intake import REPLAY_KEY
 from bot.store import Store
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,9 @@ def build_web_app(
     services = services or build_services(settings, store)
     bolt = build_slack_app(services)
     readiness = Readiness(services)
-    secret = settings.slack.signing_secret.get_secret_value() if settings.slack.signing_secret else ""
+    secret = (
+        settings.slack.signing_secret.get_secret_value() if settings.slack.signing_secret else ""
+    )
 
     async def events(request: Request) -> Response:
         return await slack_request(request, bolt, services, secret)
@@ -92,20 +95,18 @@ def build_web_app(
 async def slack_request(
     request: Request, bolt: AsyncApp, services: Services, secret: str
 ) -> Response:
-    """Check, drop exact replays, then let Bolt route it to intake."""
+    """Check the signature, then let Bolt route the request to intake. (An exact replay
+    carries the same trigger or event id, so intake records its job once.)"""
     try:
         checked = await check_slack_request(request, secret)
     except Rejected as exc:
         log_rejection(request, exc.reason, exc.status)
         metrics.SLACK_REQUESTS.labels("other", "rejected").inc()
         return PlainTextResponse(exc.reason, status_code=exc.status)
-    fresh = await asyncio.to_thread(services.store.first_sight, event_id=checked.replay_key)
-    if not fresh:
-        log_rejection(request, "replay of a request already taken", 200)
-        metrics.SLACK_REQUESTS.labels("other", "duplicate").inc()
-        return Response(status_code=200)
     try:
-        bolt_request = to_async_bolt_request(request, checked.body)
+        bolt_request = to_async_bolt_request(
+            request, checked.body, {REPLAY_KEY: checked.replay_key}
+        )
         return to_starlette_response(await bolt.async_dispatch(bolt_request))
     except Exception as exc:  # signed but unreadable: the sender gets a 400, never a 500
         log_rejection(request, f"unreadable signed request ({type(exc).__name__})", 400)

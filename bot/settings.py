@@ -288,8 +288,10 @@ class WorkersSettings(BaseModel):
         "rest go back to the queue.",
     )
     poll: float = Field(
-        0.5, gt=0, le=30, description="Seconds between looks at the queue for jobs recorded "
-        "by other replicas."
+        0.5,
+        gt=0,
+        le=30,
+        description="Seconds between looks at the queue for jobs recorded by other replicas.",
     )
 
 

@@ -2,7 +2,6 @@
 
 - ``AuditRecord``: every command and question, who sent it, from where;
 - ``Conversation``: the Slack threads the bot takes part in (replies there continue them);
-- ``SeenEvent``: Slack event ids already handled, so a retried delivery never runs twice.
 - ``Incident``: an Alertmanager alert group (by ``groupKey``) and the thread it opened, so
   repeated notifications go to that thread and a resolution updates its first message.
 - ``RateHit``: calls counted against a per-person budget, shared by all replicas.
@@ -17,7 +16,6 @@ import hashlib
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import DateTime, Engine, text
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, Session, SQLModel, col, delete, func, select
 
 from bot.db import make_engine
@@ -52,12 +50,6 @@ class Conversation(SQLModel, table=True):
     started_at: datetime = Field(default_factory=_now)
 
 
-class SeenEvent(SQLModel, table=True):
-    __tablename__ = "seen_event"
-    event_id: str = Field(primary_key=True, max_length=64)
-    at: datetime = Field(default_factory=_now, index=True)
-
-
 class IncidentBase(SQLModel):
     group_key: str = Field(
         max_length=1024, description="Alertmanager's groupKey (its first 1,024 characters)"
@@ -83,11 +75,7 @@ class RateHit(SQLModel, table=True):
     __tablename__ = "rate_hit"
     id: int | None = Field(default=None, primary_key=True)
     bucket: str = Field(max_length=200, description="budget group and person")
-    at: datetime = Field(default_factory=_now, sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
-
-
-#: Slack retries a delivery for a few minutes at most; ids older than this are dropped.
-SEEN_EVENT_TTL = timedelta(hours=1)
+    at: datetime = Field(default_factory=_now, sa_type=DateTime(timezone=True))
 
 
 class Store:
@@ -110,9 +98,12 @@ class Store:
         with Session(self.engine) as session:
             if self.engine.dialect.name == "postgresql":  # one count-and-insert per bucket
                 session.exec(  # type: ignore[call-overload]
-                    text("SELECT pg_advisory_xact_lock(hashtext(:bucket))"), params={"bucket": bucket}
+                    text("SELECT pg_advisory_xact_lock(hashtext(:bucket))"),
+                    params={"bucket": bucket},
                 )
-            session.exec(delete(RateHit).where(RateHit.bucket == bucket, col(RateHit.at) < since))  # type: ignore[call-overload]
+            session.execute(
+                delete(RateHit).where(col(RateHit.bucket) == bucket, col(RateHit.at) < since)
+            )
             used, oldest = session.exec(
                 select(func.count(), func.min(RateHit.at)).where(RateHit.bucket == bucket)
             ).one()
@@ -152,18 +143,6 @@ class Store:
         with Session(self.engine) as session:
             query = select(AuditRecord).order_by(AuditRecord.id.desc()).limit(limit)  # type: ignore[union-attr]
             return list(session.exec(query))
-
-    def first_sight(self, *, event_id: str) -> bool:
-        """Record an event id; False when it was seen before (a retry)."""
-        with Session(self.engine) as session:
-            old = delete(SeenEvent).where(SeenEvent.at < _now() - SEEN_EVENT_TTL)  # type: ignore[arg-type]
-            session.exec(old)
-            session.add(SeenEvent(event_id=event_id))
-            try:
-                session.commit()
-            except IntegrityError:
-                return False
-        return True
 
     def start_conversation(self, *, channel: str, thread_ts: str, user: str) -> str:
         thread_id = conversation_id(channel, thread_ts)

@@ -76,7 +76,9 @@ def postgres_url() -> Iterator[str]:
     from tests.postgres import pg_bin, postgres_server
 
     if pg_bin() is None:
-        pytest.skip("PostgreSQL is not installed: run `make test` as root, or apt-get install postgresql")
+        pytest.skip(
+            "PostgreSQL is not installed: run `make test` as root, or apt-get install postgresql"
+        )
     with postgres_server() as url:
         yield url
 

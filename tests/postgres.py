@@ -54,7 +54,9 @@ def postgres_server() -> Iterator[str]:
                          "--auth=trust", "-E", "UTF8", "--no-sync"]),
         check=True, capture_output=True,
     )  # fmt: skip
-    options = f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
+    options = (
+        f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
+    )
     subprocess.run(
         _as_server_user([str(binaries / "pg_ctl"), "-D", str(data), "-o", options,
                          "-l", str(root / "server.log"), "-w", "-t", "60", "start"]),

@@ -20,8 +20,11 @@ def app_settings(tmp_path: Path, sample_index: Path, api_url: str) -> Settings:
     return Settings(
         data_dir=tmp_path / "data",
         index={"dir": sample_index},  # type: ignore[arg-type]
-        slack={"bot_token": "xoxb-unit", "signing_secret": SECRET,  # type: ignore[arg-type]
-               "api_url": api_url},  # fmt: skip
+        slack={
+            "bot_token": "xoxb-unit",
+            "signing_secret": SECRET,  # type: ignore[arg-type]
+            "api_url": api_url,
+        },  # fmt: skip
         alerts={"channel": "C0ALERTS"},  # type: ignore[arg-type]
     )
 
@@ -50,4 +53,6 @@ async def _while_starting(app: Starlette) -> None:  # no lifespan: the workers n
         assert ready.status_code == 503 and "starting" in ready.json()["checks"]["agent"]
         assert (await client.get("/livez")).status_code == 200
     jobs = app.state.services.queue.jobs()
-    assert [(j.kind, j.state, j.payload["text"]) for j in jobs] == [("slack_command", QUEUED, "why")]
+    assert [(j.kind, j.state, j.payload["text"]) for j in jobs] == [
+        ("slack_command", QUEUED, "why")
+    ]

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 from bot.store import Store, conversation_id
@@ -18,20 +17,6 @@ def test_audit_records_who_sent_what(tmp_path: Path) -> None:
     assert log[0].at >= log[1].at
 
 
-def test_event_ids_are_taken_once_even_concurrently(tmp_path: Path) -> None:
-    store = Store(f"sqlite:///{tmp_path / 'db.sqlite'}")
-    results: list[bool] = []
-    threads = [
-        threading.Thread(target=lambda: results.append(store.first_sight(event_id="Ev1")))
-        for _ in range(8)
-    ]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert sorted(results) == [False] * 7 + [True]
-
-
 def test_conversations_are_known_by_thread(tmp_path: Path) -> None:
     store = Store(f"sqlite:///{tmp_path / 'db.sqlite'}")
     assert not store.has_conversation(channel="C1", thread_ts="1.1")
@@ -41,17 +26,30 @@ def test_conversations_are_known_by_thread(tmp_path: Path) -> None:
     assert store.has_conversation(channel="C1", thread_ts="1.1")
 
 
-def test_old_event_ids_are_pruned(tmp_path: Path) -> None:
-    from datetime import UTC, datetime
 
-    from sqlmodel import Session, select
 
-    from bot.store import SEEN_EVENT_TTL, SeenEvent
+def test_a_database_made_before_migrations_is_stamped_and_upgraded(tmp_path: Path) -> None:
+    """Tables made by the old create_all, no alembic_version: upgraded in place, rows kept."""
+    from sqlalchemy import create_engine, inspect, text
 
-    store = Store(f"sqlite:///{tmp_path / 'db.sqlite'}")
-    with Session(store.engine) as session:
-        session.add(SeenEvent(event_id="EvOLD", at=datetime.now(UTC) - 2 * SEEN_EVENT_TTL))
-        session.commit()
-    assert store.first_sight(event_id="EvNEW")
-    with Session(store.engine) as session:
-        assert [e.event_id for e in session.exec(select(SeenEvent))] == ["EvNEW"]
+    from bot.migrate import current_revision, head_revision
+
+    url = f"sqlite:///{tmp_path / 'old.sqlite'}"
+    legacy = create_engine(url)
+    with legacy.begin() as conn:
+        conn.execute(text(
+            "CREATE TABLE audit_record (id INTEGER PRIMARY KEY, source VARCHAR(32) NOT NULL, "
+            "user VARCHAR(64) NOT NULL, action VARCHAR(64) NOT NULL, text VARCHAR(4000) NOT NULL, "
+            "channel VARCHAR(64), thread_ts VARCHAR(32), at DATETIME NOT NULL)"
+        ))  # fmt: skip
+        conn.execute(text("CREATE TABLE seen_event (event_id VARCHAR(64) PRIMARY KEY, at DATETIME)"))
+        conn.execute(text(
+            "INSERT INTO audit_record (source, user, action, text, at) "
+            "VALUES ('slack', 'U1', '/ops ask', 'why?', '2026-11-01 10:00:00')"
+        ))  # fmt: skip
+    store = Store(url)
+    assert current_revision(store.engine) == head_revision()
+    assert [r.text for r in store.audit_log()] == ["why?"]
+    tables = set(inspect(store.engine).get_table_names())
+    assert {"job", "rate_hit", "incident", "conversation"} <= tables
+    assert "seen_event" not in tables

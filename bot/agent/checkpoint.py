@@ -49,10 +49,10 @@ async def open_checkpointer(
         )
         await pool.open(wait=True, timeout=30)
         try:
-            saver = AsyncPostgresSaver(pool)  # type: ignore[arg-type]
+            postgres = AsyncPostgresSaver(pool)  # type: ignore[arg-type]
             async with _migration_lock(pool):
-                await saver.setup()
-            yield saver
+                await postgres.setup()
+            yield postgres
         finally:
             await pool.close()
         return

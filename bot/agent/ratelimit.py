@@ -39,9 +39,7 @@ class RateLimits:
 
     def _wait(self, rate: RateLimitItem, group: str, who: str) -> float | None:
         if self._store is not None:
-            return self._store.hit(
-                f"{group}:{who}", limit=rate.amount, window_s=rate.get_expiry()
-            )
+            return self._store.hit(f"{group}:{who}", limit=rate.amount, window_s=rate.get_expiry())
         if self._limiter.hit(rate, group, who):
             return None
         return self._limiter.get_window_stats(rate, group, who).reset_time - time.time()

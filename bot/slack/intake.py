@@ -44,6 +44,9 @@ NEEDS_TEXT = {
 }
 #: Message subtypes a person's thread reply can have.
 PEOPLE_SUBTYPES = (None, "file_share", "thread_broadcast")
+#: The Bolt context key of the request's replay key (its timestamp and signature, hashed):
+#: the dedup key of a job whose request has no trigger or event id.
+REPLAY_KEY = "opsbot_replay_key"
 SLACK_ID = r"^[A-Z0-9][A-Z0-9._-]{0,63}$"
 TS = r"^\d{1,12}(\.\d{1,9})?$"
 
@@ -120,7 +123,7 @@ def first_error(exc: ValidationError) -> str:
 
 
 def register_intake(app: AsyncApp, services: Services) -> None:
-    async def on_command(ack: AsyncAck, command: dict[str, Any], body: dict[str, Any]) -> None:
+    async def on_command(ack: AsyncAck, command: dict[str, Any], context: AsyncBoltContext) -> None:
         started = time.monotonic()
         try:
             cmd = SlashCommand.model_validate(command)
@@ -141,7 +144,7 @@ def register_intake(app: AsyncApp, services: Services) -> None:
                 queue=ANSWERS,
                 kind="slack_command",
                 serial_key=f"command:{uuid.uuid4().hex}",  # its thread does not exist yet
-                dedup_key=f"trigger:{cmd.trigger_id}" if cmd.trigger_id else None,
+                dedup_key=f"trigger:{cmd.trigger_id}" if cmd.trigger_id else _replay(context),
                 payload={
                     "user": cmd.user_id, "channel": cmd.channel_id, "sub": sub, "text": rest,
                     "tool_args": args, "shown": shown_request(sub, rest, args),
@@ -158,14 +161,20 @@ def register_intake(app: AsyncApp, services: Services) -> None:
     app.command("/ops")(on_command)
 
     async def take(
-        ack: AsyncAck, body: dict[str, Any], event: MessageEvent, action: str, started: float
+        ack: AsyncAck,
+        body: dict[str, Any],
+        context: AsyncBoltContext,
+        event: MessageEvent,
+        action: str,
+        started: float,
     ) -> None:
         thread_ts = event.thread_ts or event.ts
+        event_id = str(body.get("event_id") or "")[:100]
         job = JobBase(
             queue=ANSWERS,
             kind="slack_message",
             serial_key=conversation_id(event.channel, thread_ts),
-            dedup_key=f"event:{str(body.get('event_id'))[:100]}" if body.get("event_id") else None,
+            dedup_key=f"event:{event_id}" if event_id else _replay(context),
             payload={
                 "channel": event.channel, "thread_ts": thread_ts, "user": event.user,
                 "text": MENTION.sub("", event.text).strip(), "action": action,
@@ -177,13 +186,15 @@ def register_intake(app: AsyncApp, services: Services) -> None:
         metrics.SLACK_REQUESTS.labels("event", "accepted" if fresh else "duplicate").inc()
         metrics.ACK_LATENCY.labels("event").observe(time.monotonic() - started)
 
-    async def on_mention(ack: AsyncAck, body: dict[str, Any], event: dict[str, Any]) -> None:
+    async def on_mention(
+        ack: AsyncAck, body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext
+    ) -> None:
         started = time.monotonic()
         parsed = _event(event)
         if parsed is None:
             await ack()
             return
-        await take(ack, body, parsed, "mention", started)
+        await take(ack, body, context, parsed, "mention", started)
 
     app.event("app_mention")(on_mention)
 
@@ -213,9 +224,14 @@ def register_intake(app: AsyncApp, services: Services) -> None:
         if not known:
             await ack()
             return
-        await take(ack, body, parsed, "thread reply", started)
+        await take(ack, body, context, parsed, "thread reply", started)
 
     app.event("message")(on_message)
+
+
+def _replay(context: AsyncBoltContext) -> str | None:
+    key = context.get(REPLAY_KEY)
+    return str(key) if key else None
 
 
 def _event(event: dict[str, Any]) -> MessageEvent | None:

@@ -134,7 +134,9 @@ class _Command:
 
     def _delivery(self, run: JobRun) -> Delivery:
         p = run.job.payload
-        return Delivery(self.jobs.services.client, run, p["channel"], run.progress.get("starter_ts"))
+        return Delivery(
+            self.jobs.services.client, run, p["channel"], run.progress.get("starter_ts")
+        )
 
     async def run(self, run: JobRun) -> None:
         from bot.slack.intake import ASKS

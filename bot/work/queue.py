@@ -16,11 +16,10 @@ Intake records a job and only then acks; workers claim jobs, run them and mark t
 
 from __future__ import annotations
 
-import hashlib
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import JSON, Column, DateTime, Engine, Index, func, text, update
+from sqlalchemy import JSON, Column, CursorResult, DateTime, Engine, Index, and_, func, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, Session, SQLModel, col, select
 
@@ -43,7 +42,7 @@ def _utc(moment: datetime | None) -> datetime | None:
 
 
 def _time_column(**kwargs: Any) -> Any:
-    return Field(sa_type=DateTime(timezone=True), **kwargs)  # type: ignore[call-overload]
+    return Field(sa_type=DateTime(timezone=True), **kwargs)
 
 
 class JobBase(SQLModel):
@@ -69,9 +68,7 @@ class Job(JobBase, table=True):
     )
     id: int | None = Field(default=None, primary_key=True)
     state: str = Field(default=QUEUED, max_length=16)
-    progress: dict[str, Any] = Field(
-        default_factory=dict, sa_column=Column(JSON, nullable=False)
-    )
+    progress: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     attempts: int = 0
     owner: str | None = Field(default=None, max_length=128)
     lease_until: datetime | None = _time_column(default=None)
@@ -87,9 +84,15 @@ class Job(JobBase, table=True):
         return (_now() - created).total_seconds()
 
 
-def dedup_hash(*parts: str) -> str:
-    """A bounded dedup key from any parts (a Slack signature, an event id)."""
-    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+def _owned(job_id: int, owner: str) -> tuple[Any, ...]:
+    """The job, while ``owner`` runs it."""
+    return (col(Job.id) == job_id, col(Job.owner) == owner, col(Job.state) == RUNNING)
+
+
+def _rows(session: Session, statement: Any) -> int:
+    """Run an UPDATE; how many rows it changed."""
+    result = cast("CursorResult[Any]", session.execute(statement))
+    return int(result.rowcount or 0)
 
 
 class JobQueue:
@@ -150,26 +153,27 @@ class JobQueue:
         those out of attempts fail."""
         now = _now()
         with Session(self.engine) as session:
-            expired = (Job.state == RUNNING) & (col(Job.lease_until) < now)
-            failed = session.exec(  # type: ignore[call-overload]
+            expired = and_(col(Job.state) == RUNNING, col(Job.lease_until) < now)
+            failed = _rows(
+                session,
                 update(Job)
-                .where(expired & (Job.attempts >= Job.max_attempts))
-                .values(state=FAILED, finished_at=now, error="its worker stopped, too often")
-            ).rowcount
-            queued = session.exec(  # type: ignore[call-overload]
-                update(Job).where(expired).values(state=QUEUED, owner=None, lease_until=None)
-            ).rowcount
+                .where(expired, col(Job.attempts) >= col(Job.max_attempts))
+                .values(state=FAILED, finished_at=now, error="its worker stopped, too often"),
+            )
+            queued = _rows(
+                session,
+                update(Job).where(expired).values(state=QUEUED, owner=None, lease_until=None),
+            )
             session.commit()
-        return int(failed or 0) + int(queued or 0)
+        return failed + queued
 
     def renew(self, job_id: int, owner: str) -> bool:
         """Extend a running job's lease; False when the job is no longer this owner's."""
         with Session(self.engine) as session:
-            count = session.exec(  # type: ignore[call-overload]
-                update(Job)
-                .where(Job.id == job_id, Job.owner == owner, Job.state == RUNNING)
-                .values(lease_until=_now() + self.lease)
-            ).rowcount
+            count = _rows(
+                session,
+                update(Job).where(*_owned(job_id, owner)).values(lease_until=_now() + self.lease),
+            )
             session.commit()
         return bool(count)
 
@@ -195,10 +199,10 @@ class JobQueue:
     def release(self, job_id: int, owner: str) -> None:
         """Give a job back at once, without counting the attempt (a worker shutting down)."""
         with Session(self.engine) as session:
-            session.exec(  # type: ignore[call-overload]
+            session.execute(
                 update(Job)
-                .where(Job.id == job_id, Job.owner == owner, Job.state == RUNNING)
-                .values(state=QUEUED, owner=None, lease_until=None, attempts=Job.attempts - 1)
+                .where(*_owned(job_id, owner))
+                .values(state=QUEUED, owner=None, lease_until=None, attempts=col(Job.attempts) - 1)
             )
             session.commit()
 
@@ -207,9 +211,9 @@ class JobQueue:
             values["error"] = str(values["error"])[:2000]
         ending = {"finished_at": _now()} if state in (DONE, FAILED) else {}
         with Session(self.engine) as session:
-            session.exec(  # type: ignore[call-overload]
+            session.execute(
                 update(Job)
-                .where(Job.id == job_id, Job.owner == owner, Job.state == RUNNING)
+                .where(*_owned(job_id, owner))
                 .values(state=state, owner=None, lease_until=None, **ending, **values)
             )
             session.commit()

@@ -142,7 +142,9 @@ class WorkerPool:
         assert job.id is not None
         handler = self.handlers.get(job.kind)
         if handler is None:
-            await asyncio.to_thread(self.queue.finish, job.id, owner, error=f"no handler for {job.kind}")
+            await asyncio.to_thread(
+                self.queue.finish, job.id, owner, error=f"no handler for {job.kind}"
+            )
             return
         run = JobRun(job, self.queue)
         heartbeat = asyncio.create_task(self._renew(job.id, owner))
@@ -192,5 +194,3 @@ class WorkerPool:
                     log.warning("%s: lost the lease of job %s", self.name, job_id)
             except Exception:
                 log.warning("%s: could not renew job %s", self.name, job_id, exc_info=True)
-
-

@@ -7,10 +7,10 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from bot.work.triage import triage_args
 from bot.alertmanager.payload import Notification
 from bot.alertmanager.routing import UnroutableError, channel_for
 from bot.settings import AlertsSettings
+from bot.work.triage import triage_args
 
 
 def body(**changes: Any) -> dict[str, Any]:

@@ -46,7 +46,11 @@ def bot_env(tmp_path: Path, index: Path, standin: SlackStandIn, **extra: str) ->
 def answers(standin: SlackStandIn) -> list[str]:
     """The ts of every message that became an answer."""
     return sorted(
-        {c.params["ts"] for c in standin.calls_to("chat.update") if "Best match" in c.params["text"]}
+        {
+            c.params["ts"]
+            for c in standin.calls_to("chat.update")
+            if "Best match" in c.params["text"]
+        }
     )
 
 
@@ -80,7 +84,9 @@ def test_a_command_killed_right_after_its_ack_is_answered_once_after_restart(
         time.sleep(1.5)  # a second answer, were there one, would come now
     assert len(starters(standin)) == 1
     assert len(answers(standin)) == 1
-    in_thread = [c.params for c in standin.calls_to("chat.postMessage") if c.params.get("thread_ts")]
+    in_thread = [
+        c.params for c in standin.calls_to("chat.postMessage") if c.params.get("thread_ts")
+    ]
     assert len(in_thread) == 1
     thread = standin.thread("C0OPS", str(in_thread[0]["thread_ts"]))
     assert len(thread) == 2  # the question, then one status message turned answer

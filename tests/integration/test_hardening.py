@@ -69,7 +69,9 @@ def test_unsigned_and_malformed_bodies_get_a_4xx_on_a_connection_that_stays_open
         assert forged.status_code == 401
         genuine = client.post(url, content=body, headers=signed(body, content_type))
         assert 400 <= genuine.status_code < 500 or genuine.status_code == 200
-        assert client.get(url.replace("/slack/events", "/livez")).status_code == 200  # same connection
+        assert (
+            client.get(url.replace("/slack/events", "/livez")).status_code == 200
+        )  # same connection
 
 
 def test_rejections_are_logged_on_one_bounded_line_without_the_body(
@@ -101,7 +103,9 @@ def test_an_exact_replay_of_a_signed_command_runs_once(url: str, standin: SlackS
         assert httpx.post(url, content=body, headers=headers).status_code == 200
     standin.wait_for("chat.update", lambda c: "Best match" in c.params["text"], 60)
     time.sleep(1)
-    assert len([c for c in standin.calls_to("chat.postMessage") if "asked:" in c.params["text"]]) == 1
+    assert (
+        len([c for c in standin.calls_to("chat.postMessage") if "asked:" in c.params["text"]]) == 1
+    )
 
 
 def test_a_command_without_user_or_channel_is_told_so_in_the_ack(
@@ -129,7 +133,7 @@ def test_long_group_keys_and_mixed_time_zones_are_one_thread_each(
     url: str, standin: SlackStandIn
 ) -> None:
     webhook = url.replace("/slack/events", "/alertmanager")
-    long_key = "{}:{alertname=\"PodCrashLooping\"}" + "x" * 2000
+    long_key = '{}:{alertname="PodCrashLooping"}' + "x" * 2000
     first = notification(long_key)
     first["alerts"].append({**first["alerts"][0], "startsAt": "2026-11-23T09:00:00",  # type: ignore[attr-defined]
                             "fingerprint": "f2"})  # fmt: skip
@@ -145,7 +149,9 @@ def test_long_group_keys_and_mixed_time_zones_are_one_thread_each(
 def test_a_failed_upload_never_replaces_the_answer(url: str, standin: SlackStandIn) -> None:
     standin.failures["files.getUploadURLExternal"] = "internal_error"
     SignedSender(url, SECRET).slash_command("rca " + crash_log().decode())
-    note = standin.wait_for("chat.postMessage", lambda c: "could not attach" in c.params["text"], 90)
+    note = standin.wait_for(
+        "chat.postMessage", lambda c: "could not attach" in c.params["text"], 90
+    )
     thread = standin.thread("C0OPS", note.params["thread_ts"])
     assert any("Top finding" in str(m.get("text")) for m in thread)
     assert not any("Something went wrong" in str(m.get("text")) for m in thread)

@@ -127,7 +127,9 @@ def test_a_job_of_a_replica_that_dies_is_finished_by_the_other(
     one, two = replicas
     two.kill()  # only one takes the job
     standin.delays["chat.update"] = 30.0  # one is stuck in the job while two starts
-    SignedSender(one.events_url, SECRET).slash_command("ask what should I check when pods crash-loop?")
+    SignedSender(one.events_url, SECRET).slash_command(
+        "ask what should I check when pods crash-loop?"
+    )
     standin.wait_for("chat.postMessage", lambda c: c.params.get("thread_ts") is not None, 30)
     two.start()
     one.kill()
@@ -136,6 +138,8 @@ def test_a_job_of_a_replica_that_dies_is_finished_by_the_other(
     wait_until(lambda: [j.state for j in queue.jobs()] == [DONE])
     job = queue.jobs()[0]
     assert job.attempts == 2
-    answered = {c.params["ts"] for c in standin.calls_to("chat.update") if "Best match" in c.params["text"]}
+    answered = {
+        c.params["ts"] for c in standin.calls_to("chat.update") if "Best match" in c.params["text"]
+    }
     assert len(answered) == 1
     assert sum(1 for c in standin.calls_to("chat.postMessage") if c.params.get("thread_ts")) == 1

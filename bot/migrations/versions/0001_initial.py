@@ -17,6 +17,20 @@ depends_on = None
 
 
 def upgrade() -> None:
+    # A store made before migrations (by create_all) is stamped here and upgraded; it may
+    # lack tables that later versions added, so each is created only when missing.
+    have = set(sa.inspect(op.get_bind()).get_table_names())
+    if "audit_record" not in have:
+        _audit_record()
+    if "conversation" not in have:
+        _conversation()
+    if "seen_event" not in have:
+        _seen_event()
+    if "incident" not in have:
+        _incident()
+
+
+def _audit_record() -> None:
     op.create_table(
         "audit_record",
         sa.Column("id", sa.Integer(), primary_key=True),
@@ -29,6 +43,9 @@ def upgrade() -> None:
         sa.Column("at", sa.DateTime(), nullable=False),
     )
     op.create_index("ix_audit_record_at", "audit_record", ["at"])
+
+
+def _conversation() -> None:
     op.create_table(
         "conversation",
         sa.Column("thread_id", sa.String(128), primary_key=True),
@@ -37,12 +54,18 @@ def upgrade() -> None:
         sa.Column("started_by", sa.String(64), nullable=False),
         sa.Column("started_at", sa.DateTime(), nullable=False),
     )
+
+
+def _seen_event() -> None:
     op.create_table(
         "seen_event",
         sa.Column("event_id", sa.String(64), primary_key=True),
         sa.Column("at", sa.DateTime(), nullable=False),
     )
     op.create_index("ix_seen_event_at", "seen_event", ["at"])
+
+
+def _incident() -> None:
     op.create_table(
         "incident",
         sa.Column("id", sa.Integer(), primary_key=True),

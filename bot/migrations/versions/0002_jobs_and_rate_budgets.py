@@ -1,5 +1,5 @@
-"""Durable work: the job queue; per-person rate budgets shared by all replicas; group keys
-of any length (the incident keeps a bounded prefix, its hash is the key).
+"""Durable work: the job queue (whose dedup keys replace the seen-event table); per-person
+rate budgets shared by all replicas.
 
 Revision ID: 0002
 Revises: 0001
@@ -55,8 +55,14 @@ def upgrade() -> None:
         sa.Column("at", TZ, nullable=False),
     )
     op.create_index("ix_rate_hit_bucket_at", "rate_hit", ["bucket", "at"])
+    op.drop_table("seen_event")  # retried deliveries are now jobs' dedup keys
 
 
 def downgrade() -> None:
+    op.create_table(
+        "seen_event",
+        sa.Column("event_id", sa.String(64), primary_key=True),
+        sa.Column("at", sa.DateTime(), nullable=False),
+    )
     op.drop_table("rate_hit")
     op.drop_table("job")
