@@ -53,7 +53,7 @@ def bot_process(env: dict[str, str]) -> Iterator[str]:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).json()["ok"]:
+                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=3).status_code == 200:
                     break
             except httpx.HTTPError:
                 time.sleep(0.1)
@@ -149,6 +149,7 @@ def demo_cold_start(env: dict[str, str], runs: int = 3) -> dict[str, float]:
 
 #: Other benchmark modules, each with a main() that writes its own results file.
 BENCHES = (
+    "bench.production",
     "bench.retrieval",
     "bench.log_grouping",
     "bench.rca_ranking",
