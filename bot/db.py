@@ -4,11 +4,14 @@
   installs); the LangGraph checkpointer gets the plain libpq form of the same URL.
 - SQLite runs in WAL mode with a busy timeout, and every transaction begins IMMEDIATE so
   that two writers queue for the lock instead of failing half-way (the job queue relies on
-  it). SQLite serves one process; Postgres serves many.
+  it); the writers of the process take turns on a lock of their own first. SQLite serves
+  one process; Postgres serves many.
 """
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -55,8 +58,24 @@ def make_engine(url: str, *, pool_size: int = 5) -> Engine:
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_S * 1000}")
         cursor.close()
 
+    # Writers of this process take turns on a lock before SQLite's: a waiter is woken the
+    # moment the writer before it commits, instead of sleeping in SQLite's busy handler
+    # (which backs off in steps of up to 100 ms and made the tail of acks slow).
+    turn = threading.RLock()
+
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        turn.acquire()
+        try:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        except BaseException:
+            turn.release()
+            raise
+
+    @event.listens_for(engine, "commit")
+    @event.listens_for(engine, "rollback")
+    def _on_end(connection: Any) -> None:
+        with contextlib.suppress(RuntimeError):  # not held: the BEGIN itself failed
+            turn.release()
 
     return engine

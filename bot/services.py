@@ -10,10 +10,13 @@ checkpointer) warms up in the background and the workers start once it is ready.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
@@ -28,6 +31,9 @@ if TYPE_CHECKING:
     from bot.agent.service import Agent
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+#: Threads that record intake's jobs (each holds one database call at a time).
+INTAKE_THREADS = 4
 
 
 @dataclass
@@ -41,6 +47,9 @@ class Services:
     pools: dict[str, WorkerPool] = field(default_factory=dict)
     startup_error: str | None = None
     _stack: AsyncExitStack = field(default_factory=AsyncExitStack)
+    _intake: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(INTAKE_THREADS, thread_name_prefix="intake")
+    )
     _starting: asyncio.Task[None] | None = None
 
     @property
@@ -50,10 +59,16 @@ class Services:
 
     async def enqueue(self, job: JobBase) -> bool:
         """Record a job (False: a duplicate of one recorded before) and wake a worker."""
-        recorded = await asyncio.to_thread(self.queue.enqueue, job)
+        recorded = await self.on_intake(self.queue.enqueue, job)
         if recorded is not None and job.queue in self.pools:
             self.pools[job.queue].wake()
         return recorded is not None
+
+    async def on_intake(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run a blocking database call of the request path in intake's own threads, so
+        that acks never queue behind the workers' tools in the default executor."""
+        call = functools.partial(fn, *args, **kwargs)
+        return await asyncio.get_running_loop().run_in_executor(self._intake, call)
 
     def start(self) -> None:
         """Warm the agent up and start the workers, in the background."""

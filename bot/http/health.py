@@ -67,8 +67,9 @@ class Readiness:
         if not services.ready:
             return "starting (loading the runbook index and opening the checkpointer)"
         assert services.agent is not None
+        tools = services.agent.context.tools
         try:
-            _ = services.agent.context.tools.runbooks
+            await asyncio.to_thread(lambda: tools.runbooks)  # loaded once; off the event loop
         except Exception as exc:  # missing or mismatched index: the message says which
             return str(exc)[:300]
         return None

@@ -7,7 +7,6 @@ name (Bolt injects them by name).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 import time
@@ -218,7 +217,7 @@ def register_intake(app: AsyncApp, services: Services) -> None:
             await ack()
             return
         assert parsed.thread_ts is not None
-        known = await asyncio.to_thread(
+        known = await services.on_intake(
             services.store.has_conversation, channel=parsed.channel, thread_ts=parsed.thread_ts
         )
         if not known:
