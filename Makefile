@@ -3,8 +3,6 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip
-# CPU build of torch, pinned: an unpinned torch pulls several GB of CUDA packages.
-TORCH  := torch==2.13.0
 DEMO_DIR ?= $(CURDIR)/.opsbot-demo
 
 .PHONY: demo test bench lint install install-dev prom-tools pg-tools clean help

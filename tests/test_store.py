@@ -26,8 +26,6 @@ def test_conversations_are_known_by_thread(tmp_path: Path) -> None:
     assert store.has_conversation(channel="C1", thread_ts="1.1")
 
 
-
-
 def test_a_database_made_before_migrations_is_stamped_and_upgraded(tmp_path: Path) -> None:
     """Tables made by the old create_all, no alembic_version: upgraded in place, rows kept."""
     from sqlalchemy import create_engine, inspect, text
@@ -42,7 +40,9 @@ def test_a_database_made_before_migrations_is_stamped_and_upgraded(tmp_path: Pat
             "user VARCHAR(64) NOT NULL, action VARCHAR(64) NOT NULL, text VARCHAR(4000) NOT NULL, "
             "channel VARCHAR(64), thread_ts VARCHAR(32), at DATETIME NOT NULL)"
         ))  # fmt: skip
-        conn.execute(text("CREATE TABLE seen_event (event_id VARCHAR(64) PRIMARY KEY, at DATETIME)"))
+        conn.execute(
+            text("CREATE TABLE seen_event (event_id VARCHAR(64) PRIMARY KEY, at DATETIME)")
+        )
         conn.execute(text(
             "INSERT INTO audit_record (source, user, action, text, at) "
             "VALUES ('slack', 'U1', '/ops ask', 'why?', '2026-11-01 10:00:00')"

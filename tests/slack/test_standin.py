@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import json
 import threading
 import time
@@ -52,7 +54,9 @@ def test_post_update_and_replies_make_a_thread(standin: SlackStandIn, client: We
     parent = client.chat_postMessage(channel="C0OPS", text="asked: why?")
     reply = client.chat_postMessage(channel="C0OPS", text="searching…", thread_ts=parent["ts"])
     assert parent["channel"] == "C0OPS" and parent["message"]["text"] == "asked: why?"
-    assert parent["ts"] == "1700000000.000100"  # Slack-style ts, unique and increasing
+    # Slack-style ts: the time of posting in microseconds, unique and increasing
+    assert re.fullmatch(r"\d{10}\.\d{6}", parent["ts"])
+    assert abs(float(parent["ts"]) - time.time()) < 60
     assert float(reply["ts"]) > float(parent["ts"])
     assert reply["message"]["thread_ts"] == parent["ts"]
     assert reply["message"]["bot_id"] == "B0BOT" and reply["message"]["user"] == "U0BOT"
@@ -311,3 +315,31 @@ def test_interaction_posts_a_payload_form(bot: tuple[SignedSender, list]) -> Non
     assert received[0]["valid"] is True
     assert json.loads(parse_qs(received[0]["body"])["payload"][0]) == payload
     assert sender.interaction(payload, sign=False).status_code == 401
+
+
+def test_messages_keep_their_metadata_and_history_lists_top_level_ones(
+    standin: SlackStandIn, client: WebClient
+) -> None:
+    meta = {"event_type": "opsbot_post", "event_payload": {"post": "7:starter_ts"}}
+    parent = client.chat_postMessage(channel="C0OPS", text="asked", metadata=meta)
+    client.chat_postMessage(channel="C0OPS", text="in thread", thread_ts=parent["ts"])
+    history = client.conversations_history(channel="C0OPS", include_all_metadata=True)
+    assert [m["text"] for m in history["messages"]] == ["asked"]
+    assert history["messages"][0]["metadata"] == meta
+    later = client.conversations_history(channel="C0OPS", oldest=str(float(parent["ts"]) + 1))
+    assert later["messages"] == []
+
+
+def test_methods_can_be_made_slow_or_failing(standin: SlackStandIn, client: WebClient) -> None:
+    standin.failures["chat.postMessage"] = "ratelimited"
+    try:
+        client.chat_postMessage(channel="C0OPS", text="x")
+    except Exception as exc:  # slack_sdk raises SlackApiError for ok=false
+        assert "ratelimited" in str(exc)
+    else:
+        raise AssertionError("the failure was not returned")
+    standin.failures.clear()
+    standin.delays["chat.postMessage"] = 0.3
+    started = time.monotonic()
+    client.chat_postMessage(channel="C0OPS", text="x")
+    assert time.monotonic() - started >= 0.3

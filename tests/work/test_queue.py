@@ -149,3 +149,49 @@ def test_rate_budgets_are_shared_by_stores_on_one_database(db_url: str) -> None:
     wait = one.hit("prometheus:U1", limit=2, window_s=60)
     assert wait is not None and 0 < wait <= 60
     assert two.hit("prometheus:U2", limit=2, window_s=60) is None  # budgets are per person
+
+
+def test_replicas_on_one_database_never_run_two_jobs_of_a_key_at_once(db_url: str) -> None:
+    """Each 'replica' has its own engine (own connections): the database itself keeps one
+    running job per serial key."""
+    replicas = [JobQueue(Store(db_url).engine) for _ in range(3)]
+    for _ in range(12):
+        replicas[0].enqueue(job("thread-1"))
+    running: list[int] = []
+    overlaps: list[int] = []
+    lock = threading.Lock()
+
+    def replica(queue: JobQueue, name: str) -> None:
+        while any(j.state != DONE for j in queue.jobs()):
+            claimed = queue.claim("answers", name)
+            if claimed is None:  # the key is busy on another replica
+                time.sleep(0.005)
+                continue
+            assert claimed.id is not None
+            with lock:
+                running.append(claimed.id)
+                if len(running) > 1:
+                    overlaps.append(claimed.id)
+            time.sleep(0.01)
+            with lock:
+                running.remove(claimed.id)
+            queue.finish(claimed.id, name)
+
+    threads = [threading.Thread(target=replica, args=(q, f"r{i}")) for i, q in enumerate(replicas)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert overlaps == []
+    assert [j.state for j in replicas[1].jobs()] == [DONE] * 12
+
+
+def test_both_postgres_url_forms_reach_the_same_database(pg_database: str) -> None:
+    from bot.db import libpq_url, sqlalchemy_url
+
+    plain = pg_database
+    assert plain.startswith("postgresql://")
+    with_driver = plain.replace("postgresql://", "postgresql+psycopg://")
+    assert sqlalchemy_url(plain) == with_driver and libpq_url(with_driver) == plain
+    Store(plain).audit(source="cli", user="ana", action="chat", text="one")
+    assert [r.text for r in Store(with_driver).audit_log()] == ["one"]
