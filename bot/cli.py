@@ -58,7 +58,14 @@ def main_callback() -> None:
         level=level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    for noisy in ("httpx", "sentence_transformers", "faiss", "drain3", "knowledge.build"):
+    for noisy in (
+        "httpx",
+        "sentence_transformers",
+        "faiss",
+        "drain3",
+        "knowledge.build",
+        "alembic",
+    ):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
@@ -391,7 +398,12 @@ def slack_send(
     if settings.slack.signing_secret is None:
         raise fail("OPSBOT_SLACK_SIGNING_SECRET is needed to sign the request")
     sender = SignedSender(url, settings.slack.signing_secret.get_secret_value())
-    response = sender.slash_command(text)
+    import httpx
+
+    try:
+        response = sender.slash_command(text)
+    except httpx.HTTPError as exc:
+        raise fail(f"could not reach the bot at {url} ({type(exc).__name__})") from None
     typer.echo(f"HTTP {response.status_code} {response.text}")
 
 
