@@ -57,7 +57,7 @@ class SlashCommand(BaseModel):
     user_id: str = Field(pattern=SLACK_ID)
     channel_id: str = Field(pattern=SLACK_ID)
     text: str = Field("", max_length=40_000)
-    trigger_id: str = Field("", max_length=200)
+    trigger_id: str = Field("", max_length=100)  # the dedup key holds it (Slack's are ~40)
     response_url: str = Field("", max_length=2000)
 
 

@@ -195,3 +195,22 @@ def test_both_postgres_url_forms_reach_the_same_database(pg_database: str) -> No
     assert sqlalchemy_url(plain) == with_driver and libpq_url(with_driver) == plain
     Store(plain).audit(source="cli", user="ana", action="chat", text="one")
     assert [r.text for r in Store(with_driver).audit_log()] == ["one"]
+
+
+def test_the_longest_keys_intake_can_make_fit_the_columns(queue: JobQueue, store: Store) -> None:
+    """Postgres enforces column lengths: the longest ids intake accepts still fit."""
+    from bot.slack.intake import MessageEvent, SlashCommand
+    from bot.store import IncidentBase, conversation_id, key_hash
+
+    cmd = SlashCommand(user_id="U" * 64, channel_id="C" * 64, trigger_id="T" * 100)
+    event = MessageEvent(channel="C" * 64, ts="1" * 12 + "." + "2" * 9, user="U" * 64)
+    assert queue.enqueue(
+        job(conversation_id(event.channel, event.ts), dedup=f"trigger:{cmd.trigger_id}")
+    )
+    assert queue.enqueue(job(f"alert:{key_hash('g' * 5000)[:40]}", dedup="event:" + "E" * 100))
+    store.start_conversation(channel=event.channel, thread_ts=event.ts, user=event.user)
+    long_key = '{}:{x="' + "y" * 5000 + '"}'
+    base = IncidentBase(group_key=long_key[:1024], channel="C" * 64, thread_ts=event.ts)
+    opened = store.open_incident(base, group_key=long_key)
+    found = store.incident(group_key=long_key)
+    assert found is not None and found.id == opened.id
