@@ -29,6 +29,7 @@ from bot.work.workers import WorkerPool, replica_id
 
 if TYPE_CHECKING:
     from bot.agent.service import Agent
+    from bot.deploys.service import Deploys
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -44,6 +45,7 @@ class Services:
     client: AsyncWebClient
     owner: str = field(default_factory=replica_id)
     agent: Agent | None = None
+    deploys: Deploys | None = None
     pools: dict[str, WorkerPool] = field(default_factory=dict)
     startup_error: str | None = None
     _stack: AsyncExitStack = field(default_factory=AsyncExitStack)
@@ -87,10 +89,16 @@ class Services:
             log.exception("the agent could not start")
             self.startup_error = f"{type(exc).__name__}: {exc}"
             return
+        from bot.deploys.service import Deploys
+        from bot.work.lookups import LookupJobs
+
+        self.deploys = Deploys(self)
+        self.agent.context.tools.deploys = self.deploys
         answers = AnswerJobs(self)
         triage = TriageJobs(self, answers)
+        handlers = {**answers.handlers(), **self.deploys.handlers(), **LookupJobs(self).handlers()}
         self.pools = {
-            ANSWERS: WorkerPool(self.queue, ANSWERS, answers.handlers(),
+            ANSWERS: WorkerPool(self.queue, ANSWERS, handlers,
                                 size=settings.max_concurrent_answers, owner=self.owner,
                                 poll_s=settings.workers.poll),
             TRIAGE: WorkerPool(self.queue, TRIAGE, triage.handlers(),

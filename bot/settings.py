@@ -267,6 +267,58 @@ class WebhookSettings(BaseModel):
     )
 
 
+class DeploySettings(BaseModel):
+    """Model deploy and rollback requests: who approves them, how many, for how long."""
+
+    approvers: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="JSON: environment to Slack user ids (U…) and user-group ids (S…) who may "
+        'approve, e.g. {"staging":["U123","S456"],"production":["S789"]}.',
+    )
+    approvals_required: dict[str, int] = Field(
+        default_factory=dict,
+        description="JSON: environment to how many distinct approvals a deploy needs "
+        '(default 1), e.g. {"production":2}.',
+    )
+    default_env: str = Field("staging", description="Environment of a deploy that names none.")
+    request_ttl: str = Field(
+        "4h", description="How long a deploy request waits for its approvals (e.g. 30m, 4h)."
+    )
+
+    @field_validator("approvers")
+    @classmethod
+    def _ids(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        for env, ids in value.items():
+            bad = [i for i in ids if i[:1] not in ("U", "W", "S") or not i.isalnum()]
+            if bad:
+                raise ValueError(f"{env}: {bad[0]!r} is not a Slack user (U…) or group (S…) id")
+        return value
+
+    @field_validator("approvals_required")
+    @classmethod
+    def _counts(cls, value: dict[str, int]) -> dict[str, int]:
+        if any(n < 1 for n in value.values()):
+            raise ValueError("every environment needs at least 1 approval")
+        return value
+
+    @field_validator("request_ttl")
+    @classmethod
+    def _ttl(cls, value: str) -> str:
+        from tools.metrics.durations import parse_duration
+
+        parse_duration(value)
+        return value
+
+    def required(self, env: str) -> int:
+        return self.approvals_required.get(env, 1)
+
+    @property
+    def ttl_seconds(self) -> float:
+        from tools.metrics.durations import parse_duration
+
+        return parse_duration(self.request_ttl)
+
+
 class WorkersSettings(BaseModel):
     """The workers that take accepted work from the job queue."""
 
@@ -333,6 +385,7 @@ class Settings(BaseSettings):
     alerts: AlertsSettings = Field(default_factory=AlertsSettings)
     webhook: WebhookSettings = Field(default_factory=WebhookSettings)
     workers: WorkersSettings = Field(default_factory=WorkersSettings)
+    deploy: DeploySettings = Field(default_factory=DeploySettings)
 
     @cached_property
     def index_dir(self) -> Path:

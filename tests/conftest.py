@@ -89,3 +89,11 @@ def pg_database(postgres_url: str) -> str:
     from tests.postgres import fresh_database
 
     return fresh_database(postgres_url)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh store URL: SQLite, then a database on the session's PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'db.sqlite'}"
+    return str(request.getfixturevalue("pg_database"))

@@ -73,6 +73,9 @@ class ToolContext:
     """Alertmanager settings when one is configured (firing alerts are read from it)."""
     charts_dir: Path | None = None
     """Where chart images are written; answers attach them."""
+    deploys: Any = None
+    """The bot's deploy service (bot.deploys.service.Deploys) when it runs: approved write
+    tools hand their request to it."""
     files: tuple[str, ...] | None = None
     """The files attached to the conversation being answered (names under uploads_dir);
     a file argument must be one of them. None outside a conversation (the CLI)."""
@@ -103,6 +106,9 @@ class ToolSpec:
     query_arg: str | None = None  # the argument that takes the user's question verbatim
     rate_group: str | None = None  # a per-person budget the tool's calls count against
     requires: tuple[str, ...] = ()  # ToolContext fields set for it to be offered ("a|b": either)
+    intent: Callable[[str], dict[str, Any] | None] | None = None
+    """Recognises a request for this tool in plain words (its arguments, or None): how the
+    deterministic planner finds write tools, which keywords never choose."""
 
     def available(self, ctx: ToolContext | None) -> bool:
         """Whether what the tool needs is configured (always, when no context is given)."""
@@ -125,6 +131,7 @@ def register(
     query_arg: str | None = None,
     rate_group: str | None = None,
     requires: tuple[str, ...] = (),
+    intent: Callable[[str], dict[str, Any] | None] | None = None,
 ) -> Callable[[RunFn], RunFn]:
     """Register the decorated function as a tool (at import of its module)."""
 
@@ -144,6 +151,7 @@ def register(
             query_arg=query_arg,
             rate_group=rate_group,
             requires=requires,
+            intent=intent,
         )
         return fn
 

@@ -154,6 +154,8 @@ def _run_approved(
     if refusal := approval_refusal(decision, requester):
         return ToolResult(tool=name, status="error", message=f"{name} did not run: {refusal}.")
     spec = all_tools()[name]
+    if "request_id" in spec.args_schema.model_fields and isinstance(decision, dict):
+        args = {**args, "request_id": decision.get("request_id")}  # the approved request
     try:
         return spec.run(spec.args_schema.model_validate(args), ctx.tools)
     except ValueError as exc:

@@ -67,6 +67,12 @@ def plan_deterministic(
     specs = all_tools()
     if forced_tool and tool_args is not None:
         return [tool_call(forced_tool, dict(tool_args))]
+    if not forced_tool:
+        for spec in specs.values():  # a request in words for a tool that recognises it
+            if spec.intent is not None and spec.available(ctx):
+                parsed = spec.intent(question)
+                if parsed is not None:
+                    return [tool_call(spec.name, parsed)]
     if forced_tool:
         best = specs[forced_tool]
     else:

@@ -5,8 +5,10 @@ from __future__ import annotations
 from alembic import context
 from sqlmodel import SQLModel
 
+import bot.deploys.requests  # noqa: F401
 import bot.store  # noqa: F401  (the tables, for autogenerate)
 import bot.work.queue  # noqa: F401
+import tools.deploy.registry  # noqa: F401
 
 connection = context.config.attributes.get("connection")
 if connection is None:

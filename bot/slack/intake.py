@@ -17,10 +17,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
 
 from bot import metrics
+from bot.deploys.card import APPROVE, REJECT
+from bot.deploys.service import click_job
 from bot.services import Services
 from bot.slack import render
 from bot.slack.commands import metrics_args
 from bot.store import conversation_id
+from bot.work.lookups import LOOKUPS
 from bot.work.queue import ANSWERS, JobBase
 from tools.metrics.query import DEFAULT_RANGE
 
@@ -32,6 +35,8 @@ ASKS: dict[str, str | None] = {
     "rca": "log_rca",
     "metrics": "prometheus_query",
     "alerts": "firing_alerts",
+    "deploy": "deploy_model",
+    "rollback": "rollback_model",
 }
 #: What each subcommand says when it is given nothing (those absent need no text).
 NEEDS_TEXT = {
@@ -40,6 +45,11 @@ NEEDS_TEXT = {
     "there.",
     "metrics": "Give a PromQL expression and optionally a range and step, e.g. "
     "`/ops metrics sum(rate(http_requests_total[5m])) 1h 30s`.",
+    "deploy": "Name a model, a version and optionally an environment, e.g. "
+    "`/ops deploy summarizer v3 staging`.",
+    "rollback": "Name a model and optionally an environment, e.g. `/ops rollback summarizer prod`.",
+    "model": "`/ops model register NAME VERSION URI [key=value …]`",
+    "deployments": "`/ops deployments MODEL [ENV]`",
 }
 #: Message subtypes a person's thread reply can have.
 PEOPLE_SUBTYPES = (None, "file_share", "thread_broadcast")
@@ -88,6 +98,33 @@ class MessageEvent(BaseModel):
         return [f for f in value if isinstance(f, dict)] if isinstance(value, list) else []
 
 
+class _Id(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    id: str = Field(pattern=SLACK_ID)
+
+
+class _Action(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    action_id: str = Field(max_length=64)
+    value: str = Field(pattern=r"^\d{1,12}(:[0-9a-f]{1,64})?$")
+    action_ts: str = Field(pattern=TS)
+
+
+class _Container(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    thread_ts: str | None = Field(None, pattern=TS)
+
+
+class Click(BaseModel):
+    """A button click (block_actions) as far as the approval flow reads it."""
+
+    model_config = ConfigDict(extra="ignore")
+    user: _Id
+    channel: _Id
+    container: _Container = Field(default_factory=_Container)
+    actions: list[_Action] = Field(min_length=1, max_length=1)
+
+
 def parse_command(text: str) -> tuple[str, str]:
     """`/ops ask why?` → ("ask", "why?"); empty text → ("help", "")."""
     parts = text.strip().split(None, 1)
@@ -102,6 +139,15 @@ def command_args(sub: str, text: str) -> dict[str, Any] | None:
         return metrics_args(text)
     if sub == "alerts":
         return {"severity": text} if text else {}
+    if sub in ("deploy", "rollback"):
+        from tools.deploy.tool import env_name
+
+        words = text.split()
+        names = ("model", "version", "env") if sub == "deploy" else ("model", "env")
+        args: dict[str, Any] = dict(zip(names, words, strict=False))
+        if "env" in args:
+            args["env"] = env_name(args["env"])
+        return args
     return None
 
 
@@ -113,6 +159,8 @@ def shown_request(sub: str, text: str, args: dict[str, Any] | None) -> str:
         return f"`{args['promql']}` over {args.get('range', DEFAULT_RANGE)}"
     if sub == "alerts":
         return f"what {text + ' alerts are' if text else 'is'} firing"
+    if sub in ("deploy", "rollback"):
+        return f"{sub} {text}"
     return text
 
 
@@ -135,6 +183,19 @@ def register_intake(app: AsyncApp, services: Services) -> None:
             await ack(blocks=render.as_dicts(render.help_blocks()), text="opsbot help")
         elif sub in NEEDS_TEXT and not rest:
             await ack(text=NEEDS_TEXT[sub])
+        elif sub == "deploy" and len(rest.split()) < 2:
+            await ack(text=NEEDS_TEXT["deploy"])
+        elif sub in LOOKUPS:
+            job = JobBase(
+                queue=ANSWERS, kind="slack_lookup", serial_key=f"lookup:{uuid.uuid4().hex}",
+                dedup_key=f"trigger:{cmd.trigger_id}" if cmd.trigger_id else _replay(context),
+                payload={"user": cmd.user_id, "channel": cmd.channel_id, "sub": sub,
+                         "text": rest, "response_url": cmd.response_url},
+            )  # fmt: skip
+            await services.enqueue(job)
+            await ack()
+            metrics.SLACK_REQUESTS.labels("command", "accepted").inc()
+            return
         elif sub not in ASKS:
             await ack(text=render.usage_text(sub))
         else:
@@ -158,6 +219,30 @@ def register_intake(app: AsyncApp, services: Services) -> None:
         metrics.SLACK_REQUESTS.labels("command", "answered_in_ack").inc()
 
     app.command("/ops")(on_command)
+
+    async def on_click(ack: AsyncAck, body: dict[str, Any]) -> None:
+        """Approve / Reject on a deploy card: recorded, then acked; the worker decides."""
+        started = time.monotonic()
+        try:
+            click = Click.model_validate(body)
+        except ValidationError as exc:
+            metrics.SLACK_REQUESTS.labels("action", "invalid").inc()
+            log.info("dropping a click that could not be read: %s", first_error(exc)[:200])
+            await ack()
+            return
+        action = click.actions[0]
+        request_id, _, plan = action.value.partition(":")
+        payload = {
+            "request_id": int(request_id), "plan": plan, "action_id": action.action_id,
+            "action_ts": action.action_ts, "user": click.user.id, "channel": click.channel.id,
+        }  # fmt: skip
+        fresh = await services.enqueue(click_job(payload, click.container.thread_ts))
+        await ack()
+        metrics.SLACK_REQUESTS.labels("action", "accepted" if fresh else "duplicate").inc()
+        metrics.ACK_LATENCY.labels("action").observe(time.monotonic() - started)
+
+    for action_id in (APPROVE, REJECT):
+        app.action(action_id)(on_click)
 
     async def take(
         ack: AsyncAck,

@@ -99,6 +99,8 @@ class SlackStandIn:
         self.delays: dict[str, float] = {}
         #: Where apps.connections.open sends a Socket Mode client (a test's WebSocket server).
         self.socket_url: str | None = None
+        #: User groups (S…) and their members, for usergroups.users.list.
+        self.usergroups: dict[str, list[str]] = {}
         #: Web API methods made to fail, with the error Slack would give.
         self.failures: dict[str, str] = {}
         self._cond = threading.Condition()
@@ -326,6 +328,11 @@ class SlackStandIn:
                 "text": target["text"],
                 "message": dict(target),
             }
+        if method == "usergroups.users.list":
+            group = p.get("usergroup", "")
+            if group not in self.usergroups:
+                return {"ok": False, "error": "no_such_subteam"}
+            return {"ok": True, "users": list(self.usergroups[group])}
         if method == "chat.postEphemeral":
             return {"ok": True, "message_ts": self._next_ts()}
         if method == "conversations.history":  # top-level messages, newest first

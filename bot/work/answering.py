@@ -78,8 +78,8 @@ class AnswerJobs:
             attachments=attachments, on_status=on_status, turn_id=f"job:{run.id}",
         )  # fmt: skip
         if isinstance(result, PendingApproval):
-            pending = render.pending_blocks(result.summary, result.requested_by)
-            await delivery.update(status_ts, "waiting for an approval", pending)
+            assert services.deploys is not None
+            await services.deploys.open(run, delivery, status_ts, result, thread_id)
             metrics.ANSWERS.labels("pending_approval").inc()
         else:
             await delivery.answer(status_ts, result)

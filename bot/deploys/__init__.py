@@ -1,0 +1,1 @@
+"""Deploy and rollback requests: plans, approvals, the approval flow in Slack."""

@@ -1,0 +1,283 @@
+"""The approval flow: a paused write tool becomes a deploy request with a card; clicks are
+checked against the approver policy and the plan they saw, move the request by
+compare-and-set, and resume the agent's paused thread with the decision."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from slack_sdk.errors import SlackApiError
+
+from bot.deploys.card import APPROVE, card_blocks, card_text
+from bot.deploys.policy import Approvers
+from bot.deploys.requests import (
+    APPROVED,
+    PENDING,
+    REJECTED,
+    SUCCEEDED,
+    BusyError,
+    DeployRequest,
+    Requests,
+    utc,
+)
+from bot.slack import render
+from bot.slack.delivery import Delivery
+from bot.store import conversation_id
+from bot.work.queue import ANSWERS, JobBase
+from bot.work.workers import Handler, JobRun
+from tools.base import ToolError
+from tools.deploy.registry import Registry
+
+if TYPE_CHECKING:
+    from bot.agent.service import PendingApproval
+    from bot.services import Services
+
+log = logging.getLogger(__name__)
+WRITE_TOOLS = {"deploy_model": "deploy", "rollback_model": "rollback"}
+
+
+class Deploys:
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.settings = services.settings.deploy
+        self.registry = Registry(services.store.engine)
+        self.requests = Requests(services.store.engine)
+        self.approvers = Approvers(self.settings, services.client)
+
+    # -- plans ---------------------------------------------------------------------------
+    def plan(self, action: str, model: str, version: str | None, env: str) -> dict[str, Any]:
+        """What a request will do, from the registry now. Raises ToolError when it cannot."""
+        live = self.registry.live_version(model, env)
+        if action == "rollback":
+            version = self.last_good(model, env, live)
+        assert version is not None
+        wanted = self.registry.get(model, version)
+        if live == version:
+            raise ToolError(f"{model} {version} is live in {env} already")
+        old = self.registry.get(model, live).params if live else {}
+        keys = sorted(set(old) | set(wanted.params))
+        changes = {k: [old.get(k), wanted.params.get(k)] for k in keys
+                   if old.get(k) != wanted.params.get(k)}  # fmt: skip
+        return {
+            "action": action, "model": model, "env": env, "version": version,
+            "from_version": live, "target": "local", "uri": wanted.uri, "sha256": wanted.sha256,
+            "params": wanted.params, "param_changes": changes,
+            "checks": ["health: the new version answers a completion"],
+        }  # fmt: skip
+
+    def last_good(self, model: str, env: str, live: str | None) -> str:
+        """The version a rollback restores: what served before the live one succeeded."""
+        for request in reversed(self.requests.history(model, env)):
+            if request.state == SUCCEEDED and request.version == live and request.from_version:
+                return request.from_version
+        raise ToolError(f"{model} has no earlier good version in {env} to roll back to")
+
+    # -- a paused thread becomes a request -------------------------------------------------
+    async def open(
+        self, run: JobRun, delivery: Delivery, status_ts: str, pending: PendingApproval,
+        thread_id: str,
+    ) -> None:  # fmt: skip
+        """Post the approval card of the paused call (or say why it cannot be asked)."""
+        call = next((c for c in pending.calls if c["tool"] in WRITE_TOOLS), None)
+        if call is None:
+            blocks = render.pending_blocks(pending.summary, pending.requested_by)
+            await delivery.update(status_ts, "waiting for an approval", blocks)
+            return
+        request_id = delivery.done("deploy_request")
+        if request_id is None:
+            try:
+                request = await asyncio.to_thread(self._create, call, pending, delivery, thread_id)
+            except (ToolError, BusyError) as exc:
+                await self._refused(run, delivery, status_ts, thread_id, str(exc))
+                return
+            assert request.id is not None
+            await delivery.mark("deploy_request", request.id)
+            request_id = request.id
+        found = await asyncio.to_thread(self.requests.get, int(request_id))
+        assert found is not None and found.id is not None
+        request = found
+        await self.show(request, card_ts=status_ts, delivery=delivery)
+        await asyncio.to_thread(self.requests.update, found.id, card_ts=status_ts)
+        await asyncio.to_thread(
+            self.services.store.audit, source="deploy", user=request.requested_by,
+            action=f"request {request.action}", channel=request.channel,
+            text=f"#{request.id} {request.model} {request.from_version} -> {request.version} "
+            f"in {request.env}", thread_ts=request.thread_ts,
+        )  # fmt: skip
+
+    def _create(self, call: dict[str, Any], pending: PendingApproval, delivery: Delivery,
+                thread_id: str) -> DeployRequest:  # fmt: skip
+        args = call["args"]
+        action = WRITE_TOOLS[call["tool"]]
+        env = args.get("env") or self.settings.default_env
+        plan = self.plan(action, args["model"], args.get("version"), env)
+        request = DeployRequest(
+            action=action, model=args["model"], env=env, version=plan["version"],
+            from_version=plan["from_version"], plan=plan, plan_hash="",
+            requested_by=pending.requested_by, channel=delivery.channel,
+            thread_ts=delivery.thread_ts or "", thread_id=thread_id,
+        )  # fmt: skip
+        return self.requests.create(request, ttl=timedelta(seconds=self.settings.ttl_seconds))
+
+    async def _refused(self, run: JobRun, delivery: Delivery, status_ts: str, thread_id: str,
+                       reason: str) -> None:  # fmt: skip
+        """No request could be made: the thread is resumed with a refusal (never left paused)."""
+        agent = self.services.agent
+        assert agent is not None
+        await agent.resume(thread_id, {"approved": False, "by": None, "reason": reason})
+        text = f"No deploy request: {reason}"
+        await delivery.update(status_ts, text, render.error_blocks(text))
+
+    async def show(self, request: DeployRequest, *, card_ts: str | None = None,
+                   delivery: Delivery | None = None, note: str = "") -> None:  # fmt: skip
+        """Draw the card as the request stands now (in place)."""
+        approvals = await asyncio.to_thread(self.requests.approvals, request)
+        blocks = card_blocks(request, approvals, self.settings.required(request.env), note)
+        ts = card_ts or request.card_ts
+        try:
+            await self.services.client.chat_update(
+                channel=request.channel, ts=ts, text=card_text(request),
+                blocks=render.as_dicts(blocks),
+            )  # fmt: skip
+        except SlackApiError as exc:
+            log.warning("could not update the card of #%s: %s", request.id,
+                        exc.response.get("error"))  # fmt: skip
+
+    # -- clicks ----------------------------------------------------------------------------
+    def handlers(self) -> dict[str, Handler]:
+        return {"deploy_click": _Click(self)}
+
+    def execute(self, request_id: int) -> str:
+        """Called by an approved write tool (in a worker thread): the request is approved;
+        what runs it is the deploy target."""
+        request = self.requests.get(request_id)
+        if request is None or request.state != APPROVED:
+            raise ToolError(f"request #{request_id} is not approved")
+        return (
+            f"Request #{request_id} is approved: {request.model} {request.version} in "
+            f"{request.env}. No deploy target runs it yet, so nothing changed; it stays approved."
+        )
+
+
+def click_job(payload: dict[str, Any], thread_ts: str | None) -> JobBase:
+    """The job of a button click (intake records it before the ack)."""
+    channel = payload["channel"]
+    key = conversation_id(channel, thread_ts) if thread_ts else f"deploy:{payload['request_id']}"
+    return JobBase(
+        queue=ANSWERS, kind="deploy_click", serial_key=key, payload=payload,
+        dedup_key=f"click:{payload['action_ts']}:{payload['user']}"[:128],
+    )  # fmt: skip
+
+
+class _Click:
+    def __init__(self, deploys: Deploys) -> None:
+        self.deploys = deploys
+
+    async def run(self, run: JobRun) -> None:
+        d = self.deploys
+        p = run.job.payload
+        user, channel = p["user"], p["channel"]
+        await asyncio.to_thread(d.requests.expire_due)
+        request = await asyncio.to_thread(d.requests.get, int(p["request_id"]))
+        if request is None or request.channel != channel:
+            await self.tell(run, p, "That deploy request does not exist in this channel.")
+            return
+        assert request.id is not None
+        if request.state != PENDING:
+            await self.tell(run, p, await self.decided_text(request))
+            await d.show(request)
+            return
+        if p.get("plan") and p["plan"] != request.plan_hash[:16]:
+            await self.tell(run, p, "The plan changed since this card was drawn; look at the "
+                                    "updated card and click again.")  # fmt: skip
+            await d.show(request)
+            return
+        fresh = await asyncio.to_thread(self._replan, request)
+        if fresh is not None:
+            await d.show(fresh, note="The plan changed (the registry or what is live moved): "
+                                      "earlier approvals are void.")  # fmt: skip
+            await self.tell(run, p, "The plan changed before your click counted; look at the "
+                                    "updated card and click again.")  # fmt: skip
+            return
+        if refusal := await d.approvers.refusal(request.env, user, request.requested_by):
+            await self.tell(run, p, f"You cannot decide this request: {refusal}.")
+            return
+        approve = p["action_id"] == APPROVE
+        await asyncio.to_thread(
+            d.requests.decide, request, user, "approve" if approve else "reject"
+        )
+        await asyncio.to_thread(
+            d.services.store.audit, source="deploy", user=user,
+            action="approve" if approve else "reject", channel=channel,
+            text=f"#{request.id} {request.model} {request.version} in {request.env}",
+        )  # fmt: skip
+        if not approve:
+            if await asyncio.to_thread(d.requests.move, request.id, PENDING, REJECTED):
+                await self.resume(run, request, {"approved": False, "by": user})
+        else:
+            approvals = await asyncio.to_thread(d.requests.approvals, request)
+            enough = len({a.user for a in approvals}) >= d.settings.required(request.env)
+            if enough and await asyncio.to_thread(d.requests.move, request.id, PENDING, APPROVED):
+                decision = {"approved": True, "by": user, "request_id": request.id}
+                await self.resume(run, request, decision)
+        latest = await asyncio.to_thread(d.requests.get, request.id)
+        assert latest is not None
+        await d.show(latest)
+
+    def _replan(self, request: DeployRequest) -> DeployRequest | None:
+        """The request with its new plan when what it would do changed; else None."""
+        assert request.id is not None
+        try:
+            plan = self.deploys.plan(request.action, request.model,
+                                     request.version if request.action == "deploy" else None,
+                                     request.env)  # fmt: skip
+        except ToolError as exc:
+            plan = {**request.plan, "invalid": str(exc)}
+        if not self.deploys.requests.replan(request.id, plan):
+            return None
+        return self.deploys.requests.get(request.id)
+
+    async def resume(self, run: JobRun, request: DeployRequest, decision: dict[str, Any]) -> None:
+        """Continue the paused thread with the decision; its answer goes to the thread."""
+        agent = self.deploys.services.agent
+        assert agent is not None
+        if run.progress.get("resumed"):
+            return
+        try:
+            result = await agent.resume(request.thread_id, decision)
+        except ValueError:  # not paused (resumed by an earlier attempt of this job)
+            result = None
+        await run.record(resumed=True)
+        headline = getattr(result, "headline", None)
+        if headline:
+            delivery = Delivery(self.deploys.services.client, run, request.channel,
+                                request.thread_ts)  # fmt: skip
+            await delivery.post_once("resumed_ts", headline)
+
+    async def decided_text(self, request: DeployRequest) -> str:
+        if request.state == "expired" or request.expired:
+            return f"Request #{request.id} expired at {utc(request.expires_at):%H:%M} UTC."
+        decisions = await asyncio.to_thread(self.deploys.requests.all_decisions, request.id or 0)
+        who = ", ".join(f"<@{a.user}>" for a in decisions) or "nobody"
+        when = utc(request.decided_at)
+        at = f" at {when:%H:%M} UTC" if when else ""
+        return f"Request #{request.id} is already {request.state} (decided by {who}{at})."
+
+    async def tell(self, run: JobRun, payload: dict[str, Any], text: str) -> None:
+        """An ephemeral answer to the person who clicked (once per job)."""
+        if run.progress.get("told"):
+            return
+        try:
+            await self.deploys.services.client.chat_postEphemeral(
+                channel=payload["channel"], user=payload["user"], text=text
+            )
+        except SlackApiError as exc:
+            log.warning("could not answer a click: %s", exc.response.get("error"))
+        await run.record(told=True)
+
+    async def give_up(self, run: JobRun, error: BaseException) -> None:
+        text = f"Your click could not be handled ({type(error).__name__}); try again."
+        await self.tell(run, run.job.payload, text)

@@ -1,0 +1,1 @@
+"""Model deploys: the registry of model versions, deploy plans, targets and verification."""
