@@ -11,11 +11,16 @@ import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, cast
+from typing import TYPE_CHECKING, Annotated, cast
 
 import typer
 
 from bot.settings import EMBEDDED_MODEL, Settings, SettingsError, load_settings
+
+if TYPE_CHECKING:
+    from bot.deploys.requests import Requests
+    from bot.store import Store
+    from tools.deploy.registry import Registry
 
 app = typer.Typer(
     help="opsbot: a chat-ops agent that answers from your runbooks, in Slack or a terminal.",
@@ -29,6 +34,13 @@ logs_app = typer.Typer(help="Mine log templates.", no_args_is_help=True)
 app.add_typer(logs_app, name="logs")
 db_app = typer.Typer(help="The store's schema (Alembic migrations).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+model_app = typer.Typer(
+    help="The model registry (versions and what is live).", no_args_is_help=True
+)
+app.add_typer(model_app, name="model")
+deploy_app = typer.Typer(help="Deploy requests and what they did.", no_args_is_help=True)
+app.add_typer(deploy_app, name="deploy")
+JsonOption = Annotated[bool, typer.Option("--json", help="JSON output.")]
 
 IndexOption = Annotated[
     Path | None, typer.Option("--index", help="Index folder (default: OPSBOT_INDEX_DIR).")
@@ -366,6 +378,127 @@ def db_current() -> None:
     settings = settings_or_exit()
     typer.echo(f"current {current_revision(make_engine(settings.database_url))}, "
                f"head {head_revision()}")  # fmt: skip
+
+
+def _deploy_parts(settings: Settings) -> tuple[Store, Registry, Requests]:
+    from bot.deploys.requests import Requests
+    from bot.store import Store
+    from tools.deploy.registry import Registry
+
+    store = Store(settings.database_url)
+    return store, Registry(store.engine), Requests(store.engine)
+
+
+@model_app.command("register")
+def model_register(
+    name: Annotated[str, typer.Argument(help="Model name, e.g. summarizer.")],
+    version: Annotated[str, typer.Argument(help="Version, e.g. v3.")],
+    uri: Annotated[str, typer.Argument(help="Local GGUF path, hf://…, s3://…, runs:/…, models:/…")],
+    params: Annotated[
+        list[str] | None, typer.Argument(help="Serving parameters: key=value …")
+    ] = None,
+) -> None:
+    """Record a model version: where its weights are, their sha256 (a local file), its
+    serving parameters, who registered it."""
+    from tools.base import ToolError
+    from tools.deploy.registry import parse_params
+
+    store, registry, _ = _deploy_parts(settings_or_exit())
+    user = os.environ.get("USER", "local")
+    try:
+        row = registry.register(name, version, uri, params=parse_params(params or []), by=user)
+    except ToolError as exc:
+        raise fail(str(exc)) from None
+    store.audit(source="deploy", user=user, action="model register", text=f"{name} {version} {uri}")
+    typer.echo(f"registered {row.model} {row.version} ({row.uri})")
+
+
+@model_app.command("list")
+def model_list(as_json: JsonOption = False) -> None:
+    """Registered versions and where each is live."""
+    _, registry, _ = _deploy_parts(settings_or_exit())
+    live: dict[tuple[str, str], list[str]] = {}
+    for row in registry.live():
+        live.setdefault((row.model, row.version), []).append(row.env)
+    for v in registry.versions():
+        record = {"model": v.model, "version": v.version, "uri": v.uri, "sha256": v.sha256,
+                  "params": v.params, "registered_by": v.registered_by,
+                  "registered_at": v.registered_at.isoformat(),
+                  "live_in": sorted(live.get((v.model, v.version), []))}  # fmt: skip
+        if as_json:
+            typer.echo(json.dumps(record))
+        else:
+            where = f"  live in {', '.join(record['live_in'])}" if record["live_in"] else ""
+            typer.echo(f"{v.model} {v.version}  {v.uri}{where}")
+
+
+@model_app.command("show")
+def model_show(name: Annotated[str, typer.Argument(help="Model name.")]) -> None:
+    """One model's versions, with their parameters, as JSON lines."""
+    _, registry, _ = _deploy_parts(settings_or_exit())
+    versions = registry.versions(name)
+    if not versions:
+        raise fail(f"no model {name!r} is registered")
+    for v in versions:
+        typer.echo(json.dumps({"model": v.model, "version": v.version, "uri": v.uri,
+                               "sha256": v.sha256, "params": v.params}))  # fmt: skip
+
+
+@deploy_app.command("status")
+def deploy_status(
+    model: Annotated[str, typer.Argument(help="Model name.")],
+    env: Annotated[
+        str | None, typer.Argument(help="Environment (default: the default one).")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """What serves MODEL in ENV and the state of its latest request."""
+    settings = settings_or_exit()
+    _, registry, requests = _deploy_parts(settings)
+    env = env or settings.deploy.default_env
+    history = requests.history(model, env)
+    record = {
+        "model": model, "env": env, "version": registry.live_version(model, env),
+        "address": None,  # no deploy target serves models yet
+        "state": history[-1].state if history else None,
+    }  # fmt: skip
+    typer.echo(json.dumps(record) if as_json else " ".join(f"{k}={v}" for k, v in record.items()))
+
+
+@deploy_app.command("history")
+def deploy_history(
+    model: Annotated[str | None, typer.Argument(help="Model name (default: all).")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Every deploy and rollback request, oldest first: one JSON line each with --json."""
+    _, _, requests = _deploy_parts(settings_or_exit())
+    for r in requests.history(model):
+        decisions = requests.all_decisions(r.id or 0)
+        approved = [a.user for a in decisions if a.decision == "approve"]
+        record = {"id": r.id, "action": r.action, "model": r.model, "version": r.version,
+                  "from_version": r.from_version, "env": r.env, "state": r.state,
+                  "requested_by": r.requested_by, "approved_by": approved,
+                  "executions": r.executions, "created_at": r.created_at.isoformat()}  # fmt: skip
+        if as_json:
+            typer.echo(json.dumps(record))
+        else:
+            typer.echo(f"#{r.id} {r.action} {r.model} {r.from_version} -> {r.version} "
+                       f"in {r.env}: {r.state} (asked by {r.requested_by})")  # fmt: skip
+
+
+@app.command()
+def audit(
+    limit: Annotated[int, typer.Option("-n", help="How many records, newest first.")] = 50,
+    as_json: JsonOption = False,
+) -> None:
+    """Who asked, approved, rejected, registered and deployed what, and when."""
+    from bot.store import Store
+
+    for r in Store(settings_or_exit().database_url).audit_log(limit=limit):
+        record = {"at": r.at.isoformat(), "source": r.source, "user": r.user,
+                  "action": r.action, "text": r.text, "channel": r.channel}  # fmt: skip
+        typer.echo(json.dumps(record) if as_json else f"{r.at:%Y-%m-%d %H:%M} {r.user} "
+                   f"{r.action}: {r.text}")  # fmt: skip
 
 
 @app.command("slack-standin")

@@ -89,3 +89,28 @@ def test_llm_serve_command_uses_the_packaged_model(tmp_path: Path) -> None:
     )
     missing = run("llm", "serve", "--model", str(tmp_path / "nope.gguf"), data=tmp_path)
     assert missing.returncode == 2 and "no model file" in missing.stderr
+
+
+def test_model_registry_deploy_history_and_audit_commands(tmp_path: Path) -> None:
+    gguf = tmp_path / "gemma.gguf"
+    gguf.write_bytes(b"GGUF" + b"\0" * 64)
+    data = tmp_path / "data"
+    ok = run("model", "register", "gemma", "v1", str(gguf), "context_length=2048", data=data)
+    assert ok.returncode == 0 and "registered gemma v1" in ok.stdout
+    again = run("model", "register", "gemma", "v1", str(gguf), data=data)
+    assert (
+        again.returncode == 2 and again.stderr.strip() == "opsbot: gemma v1 is registered already"
+    )
+    run("model", "register", "gemma", "v2", "hf://org/gemma", "served_name=g2", data=data)
+    listed = [
+        json.loads(line) for line in run("model", "list", "--json", data=data).stdout.splitlines()
+    ]
+    assert [(m["model"], m["version"]) for m in listed] == [("gemma", "v1"), ("gemma", "v2")]
+    assert len(listed[0]["sha256"]) == 64 and listed[0]["params"] == {"context_length": 2048}
+    assert listed[1]["sha256"] is None and listed[1]["params"] == {"served_name": "g2"}
+    status = json.loads(run("deploy", "status", "gemma", "--json", data=data).stdout)
+    assert set(status) == {"model", "env", "version", "address", "state"}
+    assert status["model"] == "gemma" and status["env"] == "staging"
+    assert run("deploy", "history", "--json", data=data).stdout == ""
+    records = [json.loads(x) for x in run("audit", "--json", data=data).stdout.splitlines()]
+    assert [r["action"] for r in records] == ["model register", "model register"]

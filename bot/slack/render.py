@@ -35,6 +35,13 @@ HELP = [
         "run a PromQL query: figures per series and a chart, in a new thread",
     ),
     ("`/ops alerts [severity]`", "what is firing now, grouped, with severity and age"),
+    ("`/ops models`", "registered model versions and where each is live"),
+    ("`/ops model register NAME VERSION URI [key=value …]`", "record a model version"),
+    (
+        "`/ops deploy MODEL VERSION [ENV]` / `/ops rollback MODEL [ENV]`",
+        "ask for a deploy or rollback: a card that authorised approvers decide",
+    ),
+    ("`/ops deployments MODEL [ENV]` / `/ops audit [N]`", "what was asked, approved and done"),
     (
         "`@opsbot <question>`",
         "start a conversation in a thread; replies there continue it; attach a log file for an RCA",

@@ -226,3 +226,21 @@ def test_models_register_and_deployments_answer_the_asker(
     bot.slash_command("models", response_url=url)
     listing = standin.wait_for("response_url", lambda c: "live in" in json.dumps(c.params))
     assert "gemma" in json.dumps(listing.params) and "v3" in json.dumps(listing.params)
+
+
+def test_a_request_survives_a_restart_and_its_card_still_works(
+    deploy_settings: Settings, standin: SlackStandIn, gguf: Path
+) -> None:
+    store = Store(deploy_settings.database_url)
+    registry = Registry(store.engine)
+    registry.register("gemma", "v1", str(gguf), params={}, by=ALICE)
+    registry.register("gemma", "v2", str(gguf), params={"context_length": 4096}, by=ALICE)
+    registry.set_live("gemma", "staging", "v1")
+    with running_bot(deploy_settings) as url:
+        SignedSender(url, SECRET).slash_command("deploy gemma v2 staging", user_id=ALICE)
+        shown = card(standin)
+    with running_bot(deploy_settings) as url:  # a restarted bot
+        click(SignedSender(url, SECRET), shown, BOB)
+        requests = requests_of(deploy_settings)
+        wait_until(lambda: requests.history("gemma")[0].state == APPROVED)
+        standin.wait_for("chat.postMessage", lambda c: "is approved" in c.params["text"], 30)
