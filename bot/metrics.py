@@ -116,13 +116,40 @@ EVAL_RUNS = Counter(
     registry=REGISTRY,
 )
 
+ROUTER_REQUESTS = Counter(
+    "opsbot_model_requests_total",
+    "Requests through a model's stable address, by model, environment, version and HTTP status.",
+    ["model", "env", "version", "code"],
+    registry=REGISTRY,
+)
+ROUTER_LATENCY = Histogram(
+    "opsbot_model_request_duration_seconds",
+    "Time a request through a model's stable address took.",
+    ["model", "env", "version"],
+    buckets=WORK_BUCKETS,
+    registry=REGISTRY,
+)
+ROUTER_TOKENS = Counter(
+    "opsbot_model_tokens_total",
+    "Tokens reported by the model server's usage, by kind (prompt, completion).",
+    ["model", "env", "version", "kind"],
+    registry=REGISTRY,
+)
+ROUTER_IN_FLIGHT = Gauge(
+    "opsbot_model_requests_in_flight",
+    "Requests through a model's stable address not answered yet.",
+    ["model", "env", "version"],
+    registry=REGISTRY,
+)
+
 #: Every metric family the bot exports (deploy/ rules and dashboards may use only these).
 FAMILIES = {
     metric._name
     for metric in (
         SLACK_REQUESTS, ACK_LATENCY, ANSWERS, ANSWER_DURATION, TOOL_CALLS, TOOL_DURATION,
         MODEL_CALLS, MODEL_DURATION, JOBS, QUEUE_DEPTH, QUEUE_OLDEST_AGE, ALERT_NOTIFICATIONS,
-        DEPENDENCY_UP, READY, DEPLOYS, EVAL_RUNS,
+        DEPENDENCY_UP, READY, DEPLOYS, EVAL_RUNS, ROUTER_REQUESTS, ROUTER_LATENCY,
+        ROUTER_TOKENS, ROUTER_IN_FLIGHT,
     )
 }  # fmt: skip
 

@@ -26,6 +26,7 @@ from bot import metrics
 from bot.alertmanager.webhook import receive
 from bot.http.guard import Rejected, check_slack_request, log_rejection
 from bot.http.health import Readiness
+from bot.http.router import ModelRouter
 from bot.services import Services, build_services
 from bot.settings import Settings
 from bot.slack.app import build_slack_app
@@ -46,6 +47,7 @@ def build_web_app(
     services = services or build_services(settings, store)
     bolt = build_slack_app(services)
     readiness = Readiness(services)
+    router = ModelRouter(services.store.engine)
     secret = (
         settings.slack.signing_secret.get_secret_value() if settings.slack.signing_secret else ""
     )
@@ -76,6 +78,7 @@ def build_web_app(
             yield
         finally:
             await services.stop()
+            await router.close()
 
     routes = [
         Route("/alertmanager", alertmanager, methods=["POST"]),
@@ -83,6 +86,8 @@ def build_web_app(
         Route("/healthz", livez, methods=["GET"]),  # the earlier name of /livez
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
+        # each model and environment's stable OpenAI-compatible address (the local target)
+        Route("/models/{model}/{env}/v1/{path:path}", router.handle, methods=["GET", "POST"]),
     ]
     if slack_events:
         routes.insert(0, Route("/slack/events", events, methods=["POST"]))

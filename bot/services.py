@@ -89,6 +89,7 @@ class Services:
             log.exception("the agent could not start")
             self.startup_error = f"{type(exc).__name__}: {exc}"
             return
+        from bot.deploys.execute import DEPLOYS
         from bot.deploys.service import Deploys
         from bot.work.lookups import LookupJobs
 
@@ -101,6 +102,8 @@ class Services:
             ANSWERS: WorkerPool(self.queue, ANSWERS, handlers,
                                 size=settings.max_concurrent_answers, owner=self.owner,
                                 poll_s=settings.workers.poll),
+            DEPLOYS: WorkerPool(self.queue, DEPLOYS, self.deploys.execution_handlers(), size=1,
+                                owner=self.owner, poll_s=settings.workers.poll),
             TRIAGE: WorkerPool(self.queue, TRIAGE, triage.handlers(),
                                size=settings.workers.triage, owner=self.owner,
                                poll_s=settings.workers.poll),

@@ -284,6 +284,11 @@ class DeploySettings(BaseModel):
     request_ttl: str = Field(
         "4h", description="How long a deploy request waits for its approvals (e.g. 30m, 4h)."
     )
+    target: Literal["local"] = Field(
+        "local",
+        description="Where approved deploys run: local (a llama.cpp server per live version on "
+        "this host, behind a stable address per model and environment).",
+    )
 
     @field_validator("approvers")
     @classmethod

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from slack_sdk.errors import SlackApiError
 
 from bot.deploys.card import APPROVE, card_blocks, card_text
+from bot.deploys.local import LocalTarget
 from bot.deploys.policy import Approvers
 from bot.deploys.requests import (
     APPROVED,
@@ -46,6 +47,7 @@ class Deploys:
         self.registry = Registry(services.store.engine)
         self.requests = Requests(services.store.engine)
         self.approvers = Approvers(self.settings, services.client)
+        self.target = LocalTarget(services.store.engine, services.settings.data_dir)
 
     # -- plans ---------------------------------------------------------------------------
     def plan(self, action: str, model: str, version: str | None, env: str) -> dict[str, Any]:
@@ -63,9 +65,12 @@ class Deploys:
                    if old.get(k) != wanted.params.get(k)}  # fmt: skip
         return {
             "action": action, "model": model, "env": env, "version": version,
-            "from_version": live, "target": "local", "uri": wanted.uri, "sha256": wanted.sha256,
-            "params": wanted.params, "param_changes": changes,
-            "checks": ["health: the new version answers a completion"],
+            "from_version": live, "target": self.settings.target, "uri": wanted.uri,
+            "sha256": wanted.sha256, "params": wanted.params, "param_changes": changes,
+            "checks": [
+                "health: the new version lists its served name and completes a prompt",
+                "after the switch: the stable address answers with the new served name",
+            ],
         }  # fmt: skip
 
     def last_good(self, model: str, env: str, live: str | None) -> str:
@@ -150,15 +155,23 @@ class Deploys:
     def handlers(self) -> dict[str, Handler]:
         return {"deploy_click": _Click(self)}
 
+    def execution_handlers(self) -> dict[str, Handler]:
+        from bot.deploys.execute import Execution
+
+        return Execution(self, self.target).handlers()
+
     def execute(self, request_id: int) -> str:
-        """Called by an approved write tool (in a worker thread): the request is approved;
-        what runs it is the deploy target."""
+        """Called by an approved write tool (in a worker thread): the execution becomes a
+        durable job of its own (recorded once, whatever retries)."""
+        from bot.deploys.execute import execute_job
+
         request = self.requests.get(request_id)
         if request is None or request.state != APPROVED:
             raise ToolError(f"request #{request_id} is not approved")
+        self.services.queue.enqueue(execute_job(request))
         return (
-            f"Request #{request_id} is approved: {request.model} {request.version} in "
-            f"{request.env}. No deploy target runs it yet, so nothing changed; it stays approved."
+            f"Request #{request_id} is approved: deploying {request.model} {request.version} "
+            f"to {request.env} on the {self.settings.target} target."
         )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlmodel import SQLModel
 
+import bot.deploys.local  # noqa: F401
 import bot.deploys.requests  # noqa: F401
 import bot.store  # noqa: F401  (the tables, for autogenerate)
 import bot.work.queue  # noqa: F401

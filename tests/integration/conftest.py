@@ -24,6 +24,7 @@ TOKEN = "xoxb-integration-token"
 def running_bot(settings: Settings) -> Iterator[str]:
     """The real app under uvicorn on a free loopback port; yields its /slack/events URL."""
     port = free_port()
+    settings = settings.model_copy(update={"port": port, "host": "127.0.0.1"})
     config = uvicorn.Config(
         build_web_app(settings), host="127.0.0.1", port=port, log_level="warning"
     )

@@ -1,0 +1,110 @@
+"""A real local deploy: the packaged Gemma GGUF registered as versions that differ in their
+serving parameters, deployed through the signed Slack path with an approval, served by
+llama.cpp behind the stable address; a version that cannot start leaves the old one
+serving."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from bot.deploys.requests import FAILED, SUCCEEDED, Requests
+from bot.llm_server import LocalModelError, embedded_model_file
+from bot.settings import Settings
+from bot.slack.standin import SignedSender, SlackStandIn
+from bot.store import Store
+from tests.integration.conftest import SECRET, running_bot
+from tests.integration.test_deploy_approvals import ALICE, BOB, card, click
+from tools.deploy.registry import Registry
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def gemma(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    try:
+        return embedded_model_file(tmp_path_factory.mktemp("models"))
+    except LocalModelError as exc:
+        pytest.skip(f"LOUD SKIP: the packaged Gemma GGUF is not installed ({exc})")
+
+
+@pytest.fixture
+def local_bot(bot_settings: Settings, gemma: Path) -> Iterator[tuple[SignedSender, str, Settings]]:
+    deploy = bot_settings.deploy.model_copy(update={"approvers": {"staging": [BOB]}})
+    settings = bot_settings.model_copy(update={"deploy": deploy})
+    registry = Registry(Store(settings.database_url).engine)
+    registry.register("gemma", "v1", str(gemma), by=ALICE,
+                      params={"served_name": "gemma-v1", "context_length": 512})  # fmt: skip
+    registry.register("gemma", "v2", str(gemma), by=ALICE,
+                      params={"served_name": "gemma-v2", "context_length": 1024})  # fmt: skip
+    registry.register("gemma", "v3-broken", str(gemma), by=ALICE,
+                      params={"served_name": "gemma-v3", "args": "--no-such-flag 1"})  # fmt: skip
+    with running_bot(settings) as url:
+        yield SignedSender(url, SECRET), url.removesuffix("/slack/events"), settings
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.2)
+
+
+def deploy(sender: SignedSender, standin: SlackStandIn, version: str) -> None:
+    standin.clear()
+    sender.slash_command(f"deploy gemma {version} staging", user_id=ALICE)
+    click(sender, card(standin), BOB)
+
+
+def served_by(base: str) -> str:
+    reply = httpx.post(f"{base}/models/gemma/staging/v1/completions",
+                       json={"prompt": "Hello", "max_tokens": 1}, timeout=60)  # fmt: skip
+    assert reply.status_code == 200, reply.text
+    return str(reply.json()["model"])
+
+
+def test_deploys_switch_the_stable_address_and_a_broken_version_changes_nothing(
+    local_bot: tuple[SignedSender, str, Settings], standin: SlackStandIn
+) -> None:
+    sender, base, settings = local_bot
+    requests = Requests(Store(settings.database_url).engine)
+    nothing = httpx.post(f"{base}/models/gemma/staging/v1/completions", json={"prompt": "x"})
+    assert nothing.status_code == 404 and "nothing serves gemma" in nothing.text
+
+    deploy(sender, standin, "v1")
+    wait_until(lambda: requests.history("gemma")[-1].state in (SUCCEEDED, FAILED))
+    first = requests.history("gemma")[-1]
+    assert first.state == SUCCEEDED, first.note
+    assert served_by(base) == "gemma-v1"
+
+    deploy(sender, standin, "v2")
+    wait_until(lambda: requests.history("gemma")[-1].state in (SUCCEEDED, FAILED))
+    second = requests.history("gemma")[-1]
+    assert second.state == SUCCEEDED and second.from_version == "v1" and second.executions == 1
+    assert served_by(base) == "gemma-v2"
+    standin.wait_for("chat.postMessage", lambda c: "serves staging at" in c.params["text"], 30)
+
+    deploy(sender, standin, "v3-broken")
+    wait_until(lambda: requests.history("gemma")[-1].state in (SUCCEEDED, FAILED))
+    broken = requests.history("gemma")[-1]
+    assert broken.state == FAILED and "exited" in broken.note
+    note = standin.wait_for(
+        "chat.postMessage", lambda c: "v2 keeps serving" in c.params["text"], 30
+    )
+    assert "no-such-flag" in note.params["text"] or "error" in note.params["text"].lower()
+    assert served_by(base) == "gemma-v2"
+    exported = httpx.get(f"{base}/metrics").text
+    assert (
+        'opsbot_model_requests_total{code="200",env="staging",model="gemma",version="v2"}'
+        in exported
+    )
+    history = [
+        json.loads(json.dumps({"v": r.version, "s": r.state})) for r in requests.history("gemma")
+    ]
+    assert history == [{"v": "v1", "s": SUCCEEDED}, {"v": "v2", "s": SUCCEEDED},
+                       {"v": "v3-broken", "s": FAILED}]  # fmt: skip
