@@ -456,10 +456,14 @@ def deploy_status(
     settings = settings_or_exit()
     _, registry, requests = _deploy_parts(settings)
     env = env or settings.deploy.default_env
+    from bot.deploys.local import LocalTarget
+
     history = requests.history(model, env)
+    serving = LocalTarget(registry.engine, settings.data_dir).current(model, env)
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
     record = {
         "model": model, "env": env, "version": registry.live_version(model, env),
-        "address": None,  # no deploy target serves models yet
+        "address": f"http://{host}:{settings.port}/models/{model}/{env}/v1" if serving else None,
         "state": history[-1].state if history else None,
     }  # fmt: skip
     typer.echo(json.dumps(record) if as_json else " ".join(f"{k}={v}" for k, v in record.items()))
@@ -535,6 +539,50 @@ def slack_send(
 
     try:
         response = sender.slash_command(text)
+    except httpx.HTTPError as exc:
+        raise fail(f"could not reach the bot at {url} ({type(exc).__name__})") from None
+    typer.echo(f"HTTP {response.status_code} {response.text}")
+
+
+@app.command("slack-click")
+def slack_click(
+    request_id: Annotated[
+        int, typer.Argument(help="The deploy request's number (#N on its card).")
+    ],
+    user: Annotated[str, typer.Option("--user", help="Slack user id of who clicks.")] = "U0BOB",
+    reject: Annotated[
+        bool, typer.Option("--reject", help="Click Reject instead of Approve.")
+    ] = False,
+    url: Annotated[
+        str, typer.Option(help="The bot's request URL.")
+    ] = "http://127.0.0.1:3000/slack/events",
+) -> None:
+    """Click Approve (or Reject) on a deploy request's card as USER, with a signed request,
+    as Slack would: try the approval flow without a workspace."""
+    import time
+
+    import httpx
+
+    from bot.slack.standin import SignedSender
+
+    settings = settings_or_exit()
+    if settings.slack.signing_secret is None:
+        raise fail("OPSBOT_SLACK_SIGNING_SECRET is needed to sign the request")
+    _, _, requests = _deploy_parts(settings)
+    request = requests.get(request_id)
+    if request is None:
+        raise fail(f"no deploy request #{request_id}")
+    action = "deploy_reject" if reject else "deploy_approve"
+    payload = {
+        "type": "block_actions", "user": {"id": user}, "channel": {"id": request.channel},
+        "container": {"type": "message", "message_ts": request.card_ts,
+                      "channel_id": request.channel, "thread_ts": request.thread_ts or None},
+        "actions": [{"action_id": action, "type": "button", "action_ts": f"{time.time():.6f}",
+                     "value": f"{request.id}:{request.plan_hash[:16]}"}],
+    }  # fmt: skip
+    sender = SignedSender(url, settings.slack.signing_secret.get_secret_value())
+    try:
+        response = sender.interaction(payload)
     except httpx.HTTPError as exc:
         raise fail(f"could not reach the bot at {url} ({type(exc).__name__})") from None
     typer.echo(f"HTTP {response.status_code} {response.text}")

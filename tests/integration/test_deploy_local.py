@@ -12,7 +12,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlmodel import Session, select
 
+from bot.deploys.local import LocalTarget, ModelServing
 from bot.deploys.requests import FAILED, SUCCEEDED, Requests
 from bot.llm_server import LocalModelError, embedded_model_file
 from bot.settings import Settings
@@ -44,8 +46,15 @@ def local_bot(bot_settings: Settings, gemma: Path) -> Iterator[tuple[SignedSende
                       params={"served_name": "gemma-v2", "context_length": 1024})  # fmt: skip
     registry.register("gemma", "v3-broken", str(gemma), by=ALICE,
                       params={"served_name": "gemma-v3", "args": "--no-such-flag 1"})  # fmt: skip
-    with running_bot(settings) as url:
-        yield SignedSender(url, SECRET), url.removesuffix("/slack/events"), settings
+    try:
+        with running_bot(settings) as url:
+            yield SignedSender(url, SECRET), url.removesuffix("/slack/events"), settings
+    finally:  # model servers outlive the bot by design; the test's go with it
+        engine = Store(settings.database_url).engine
+        target = LocalTarget(engine, settings.data_dir)
+        with Session(engine) as session:
+            for row in session.exec(select(ModelServing)):
+                target.stop(row.pid)
 
 
 def wait_until(condition: Callable[[], bool], timeout: float = 180) -> None:
