@@ -150,6 +150,7 @@ def demo_cold_start(env: dict[str, str], runs: int = 3) -> dict[str, float]:
 #: Other benchmark modules, each with a main() that writes its own results file.
 BENCHES = (
     "bench.production",
+    "bench.deploys",
     "bench.retrieval",
     "bench.log_grouping",
     "bench.rca_ranking",

@@ -69,6 +69,7 @@ def postgres_server() -> Iterator[str]:
             _as_server_user([str(binaries / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]),
             capture_output=True,
         )  # fmt: skip
+        shutil.copy(root / "server.log", Path(tempfile.gettempdir()) / "opsbot-pg-last.log")
         shutil.rmtree(root, ignore_errors=True)
 
 

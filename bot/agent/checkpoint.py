@@ -6,6 +6,7 @@ a restart of the bot.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -19,9 +20,18 @@ from bot.settings import Settings
 
 @asynccontextmanager
 async def _migration_lock(pool: Any) -> AsyncIterator[None]:
-    """Replicas starting together set the checkpoint tables up one at a time."""
+    """Replicas starting together set the checkpoint tables up one at a time.
+
+    The lock is tried, not waited for in the database: LangGraph's migrations create
+    indexes CONCURRENTLY, which wait for every statement running, so a replica blocked
+    inside ``pg_advisory_lock`` would deadlock the one holding it."""
     async with pool.connection() as conn:
-        await conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK + 1,))
+        while True:
+            row = await (await conn.execute("SELECT pg_try_advisory_lock(%s) AS ok",
+                                            (MIGRATION_LOCK + 1,))).fetchone()  # fmt: skip
+            if row and row["ok"]:
+                break
+            await asyncio.sleep(0.2)
         try:
             yield
         finally:

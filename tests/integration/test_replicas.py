@@ -143,3 +143,57 @@ def test_a_job_of_a_replica_that_dies_is_finished_by_the_other(
     }
     assert len(answered) == 1
     assert sum(1 for c in standin.calls_to("chat.postMessage") if c.params.get("thread_ts")) == 1
+
+
+def test_approvals_racing_on_both_replicas_execute_one_deploy(
+    tmp_path: Path, sample_index: Path, standin: SlackStandIn, pg_database: str
+) -> None:
+    from bot.deploys.requests import FAILED, Requests
+    from tools.deploy.registry import Registry
+
+    store = Store(pg_database)
+    Registry(store.engine).register("gemma", "v1", "hf://org/gemma-v1", params={}, by="U0ALICE")
+    approvers = '{"staging":["U0BOB","U0CAROL"]}'
+
+    def replica(name: str) -> BotProcess:
+        env = bot_env(tmp_path / name, sample_index, standin, OPSBOT_DATABASE_URL=pg_database,
+                      OPSBOT_DEPLOY_APPROVERS=approvers)  # fmt: skip
+        return BotProcess(env, tmp_path / f"{name}.log")
+
+    one, two = replica("one"), replica("two")
+    starting = threading.Thread(target=one.start)
+    starting.start()
+    two.start()
+    starting.join()
+    try:
+        SignedSender(one.events_url, SECRET).slash_command("deploy gemma v1", user_id="U0ALICE")
+        requests = Requests(store.engine)
+        wait_until(
+            lambda: bool(requests.history("gemma")) and bool(requests.history("gemma")[0].card_ts)
+        )
+        request = requests.history("gemma")[0]
+        value = f"{request.id}:{request.plan_hash[:16]}"
+
+        def click(i: int) -> None:
+            bot = (one, two)[i % 2]
+            payload = {
+                "type": "block_actions", "user": {"id": ("U0BOB", "U0CAROL")[i % 2]},
+                "channel": {"id": request.channel},
+                "container": {"thread_ts": request.thread_ts},
+                "actions": [{"action_id": "deploy_approve", "value": value,
+                             "action_ts": f"{time.time():.6f}{i}"[:17]}],
+            }  # fmt: skip
+            SignedSender(bot.events_url, SECRET).interaction(payload)
+
+        clicks = [threading.Thread(target=click, args=(i,)) for i in range(20)]
+        for c in clicks:
+            c.start()
+        for c in clicks:
+            c.join()
+        # the local target serves local GGUF files only: the one execution fails at start
+        wait_until(lambda: requests.history("gemma")[0].state == FAILED)
+        final = requests.history("gemma")[0]
+        assert final.executions == 1 and "local GGUF" in final.note
+    finally:
+        one.kill()
+        two.kill()
