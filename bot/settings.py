@@ -284,6 +284,11 @@ class DeploySettings(BaseModel):
     request_ttl: str = Field(
         "4h", description="How long a deploy request waits for its approvals (e.g. 30m, 4h)."
     )
+    checks: Path | None = Field(
+        None,
+        description="YAML file of verification checks per model and environment (Argo "
+        "Rollouts' analysis fields); without it a deploy is checked for health only.",
+    )
     target: Literal["local"] = Field(
         "local",
         description="Where approved deploys run: local (a llama.cpp server per live version on "

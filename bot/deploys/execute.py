@@ -18,10 +18,19 @@ import httpx
 
 from bot import metrics
 from bot.deploys.local import LocalTarget, Started, TargetError, _alive
-from bot.deploys.requests import FAILED, RUNNING, SUCCEEDED, VERIFYING, DeployRequest
+from bot.deploys.requests import (
+    FAILED,
+    ROLLED_BACK,
+    RUNNING,
+    SUCCEEDED,
+    VERIFYING,
+    DeployRequest,
+)
 from bot.slack.delivery import Delivery
 from bot.work.queue import JobBase
 from bot.work.workers import Handler, JobRun
+from tools.deploy.analysis import SUCCESSFUL, AnalysisRun, Measurement
+from tools.metrics.client import Prometheus
 
 if TYPE_CHECKING:
     from bot.deploys.service import Deploys
@@ -72,6 +81,10 @@ class Execution:
         await asyncio.to_thread(d.registry.set_live, request.model, request.env, request.version)
         await asyncio.to_thread(d.requests.move, request_id, RUNNING, VERIFYING)
         problem = await self._verify(request, started)
+        if problem is None:
+            phase = await self._analyse(request, delivery)
+            if phase != SUCCESSFUL:
+                problem = f"verification {phase.lower()}"
         if problem:  # the old server still runs: the address goes back to it
             await asyncio.to_thread(self.target.restore, request.model, request.env, before)
             if request.from_version:
@@ -79,7 +92,7 @@ class Execution:
                     d.registry.set_live, request.model, request.env, request.from_version
                 )
             await asyncio.to_thread(self.target.stop, started.pid)
-            await self._failed(request, delivery, problem)
+            await self._failed(request, delivery, problem, rolled_back=bool(request.from_version))
             return
         await asyncio.to_thread(d.requests.move, request_id, VERIFYING, SUCCEEDED)
         metrics.DEPLOYS.labels(request.env, request.action, "succeeded").inc()
@@ -119,12 +132,41 @@ class Execution:
             return f"the stable address answered {response.status_code} from {served!r}"
         return None
 
-    async def _failed(self, request: DeployRequest, delivery: Delivery, reason: str) -> None:
+    async def _analyse(self, request: DeployRequest, delivery: Delivery) -> str:
+        """The checks of the model and environment, each measurement said in the thread."""
+        checks = await asyncio.to_thread(self.deploys.checks_for, request.model, request.env)
+        if not checks:
+            return SUCCESSFUL
+        loop = asyncio.get_running_loop()
+        settings = self.deploys.services.settings.prometheus
+
+        def measure(query: str) -> list[float]:
+            with Prometheus(settings, query_timeout=settings.query_timeout) as prometheus:
+                return [s.points[-1][1] for s in prometheus.instant(query) if s.points]
+
+        def said(m: Measurement) -> None:
+            n = sum(1 for x in run.measurements if x.check == m.check)
+            value = m.error or (", ".join(f"{v:.4g}" for v in m.value or []) or "no data")
+            text = f"check *{m.check}* #{n}: `{m.query}` → {value}: {m.phase}"
+            asyncio.run_coroutine_threadsafe(
+                delivery.post_once(f"check:{m.check}:{n}", text), loop
+            ).result(30)
+
+        run = AnalysisRun(checks, measure, said)
+        phase = await asyncio.to_thread(run.run)
+        await delivery.post_once("analysis_ts", f"Verification: {phase}.")
+        return phase
+
+    async def _failed(
+        self, request: DeployRequest, delivery: Delivery, reason: str, rolled_back: bool = False
+    ) -> None:
         d = self.deploys
         assert request.id is not None
         log.warning("deploy #%s failed: %s", request.id, reason.splitlines()[0][:200])
         await asyncio.to_thread(d.requests.move, request.id, (RUNNING, VERIFYING), FAILED,
                                 note=reason[:2000])  # fmt: skip
+        if rolled_back:  # the address went back to the version that served before
+            await asyncio.to_thread(d.requests.move, request.id, FAILED, ROLLED_BACK)
         metrics.DEPLOYS.labels(request.env, request.action, "failed").inc()
         await self._audit(request, "deploy failed")
         latest = await asyncio.to_thread(d.requests.get, request.id)

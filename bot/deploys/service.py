@@ -30,6 +30,7 @@ from bot.store import conversation_id
 from bot.work.queue import ANSWERS, JobBase
 from bot.work.workers import Handler, JobRun
 from tools.base import ToolError
+from tools.deploy.analysis import Check, load_checks
 from tools.deploy.registry import Registry
 
 if TYPE_CHECKING:
@@ -70,8 +71,18 @@ class Deploys:
             "checks": [
                 "health: the new version lists its served name and completes a prompt",
                 "after the switch: the stable address answers with the new served name",
+                *(f"{c.name}: `{c.query}` ×{c.count} every {c.interval}"
+                  + (f", success if {c.success_condition}" if c.success_condition else "")
+                  + (f", failure if {c.failure_condition}" if c.failure_condition else "")
+                  for c in self.checks_for(model, env)),
             ],
         }  # fmt: skip
+
+    def checks_for(self, model: str, env: str) -> list[Check]:
+        """The verification checks of a model and environment (OPSBOT_DEPLOY_CHECKS)."""
+        if self.settings.checks is None:
+            return []
+        return load_checks(self.settings.checks).for_(model, env)
 
     def last_good(self, model: str, env: str, live: str | None) -> str:
         """The version a rollback restores: what served before the live one succeeded."""

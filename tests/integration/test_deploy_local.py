@@ -15,13 +15,15 @@ import pytest
 from sqlmodel import Session, select
 
 from bot.deploys.local import LocalTarget, ModelServing
-from bot.deploys.requests import FAILED, SUCCEEDED, Requests
+from bot.deploys.requests import FAILED, ROLLED_BACK, SUCCEEDED, Requests
 from bot.llm_server import LocalModelError, embedded_model_file
 from bot.settings import Settings
 from bot.slack.standin import SignedSender, SlackStandIn
 from bot.store import Store
 from tests.integration.conftest import SECRET, running_bot
 from tests.integration.test_deploy_approvals import ALICE, BOB, card, click
+from tests.metrics.conftest import prom_stack as _real_prometheus  # noqa: F401 (fixture)
+from tests.promstack import PromStack
 from tools.deploy.registry import Registry
 
 pytestmark = pytest.mark.integration
@@ -117,3 +119,60 @@ def test_deploys_switch_the_stable_address_and_a_broken_version_changes_nothing(
     ]
     assert history == [{"v": "v1", "s": SUCCEEDED}, {"v": "v2", "s": SUCCEEDED},
                        {"v": "v3-broken", "s": FAILED}]  # fmt: skip
+
+
+@pytest.fixture
+def checked_bot(
+    bot_settings: Settings, gemma: Path, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[tuple[SignedSender, str, Settings, Path]]:
+    prometheus_stack: PromStack = request.getfixturevalue("_real_prometheus")
+    checks = tmp_path / "checks.yaml"
+    deploy = bot_settings.deploy.model_copy(update={"approvers": {"staging": [BOB]},
+                                                    "checks": checks})  # fmt: skip
+    prometheus = bot_settings.prometheus.model_copy(update={"url": prometheus_stack.url})
+    settings = bot_settings.model_copy(update={"deploy": deploy, "prometheus": prometheus})
+    registry = Registry(Store(settings.database_url).engine)
+    for version, ctx in (("v1", 512), ("v2", 1024)):
+        params = {"served_name": f"gemma-{version}", "context_length": ctx}
+        registry.register("gemma", version, str(gemma), by=ALICE, params=params)
+    try:
+        with running_bot(settings) as url:
+            yield SignedSender(url, SECRET), url.removesuffix("/slack/events"), settings, checks
+    finally:
+        engine = Store(settings.database_url).engine
+        target = LocalTarget(engine, settings.data_dir)
+        with Session(engine) as session:
+            for row in session.exec(select(ModelServing)):
+                target.stop(row.pid)
+
+
+CHECK = """gemma:
+  staging:
+    - name: error-ratio
+      query: vector({value})
+      count: 2
+      interval: 1s
+      successCondition: result[0] < 0.05
+"""
+
+
+def test_failing_checks_on_a_real_prometheus_roll_back_to_the_old_version(
+    checked_bot: tuple[SignedSender, str, Settings, Path], standin: SlackStandIn
+) -> None:
+    sender, base, settings, checks = checked_bot
+    requests = Requests(Store(settings.database_url).engine)
+    checks.write_text(CHECK.format(value=0.01))
+    deploy(sender, standin, "v1")
+    wait_until(lambda: requests.history("gemma")[-1].state in (SUCCEEDED, FAILED))
+    assert requests.history("gemma")[-1].state == SUCCEEDED, requests.history("gemma")[-1].note
+    standin.wait_for("chat.postMessage", lambda c: "Verification: Successful" in c.params["text"])
+
+    checks.write_text(CHECK.format(value=0.5))
+    deploy(sender, standin, "v2")
+    wait_until(lambda: requests.history("gemma")[-1].state in (SUCCEEDED, FAILED, ROLLED_BACK))
+    second = requests.history("gemma")[-1]
+    assert second.state == ROLLED_BACK and "verification failed" in second.note
+    measured = standin.wait_for("chat.postMessage", lambda c: "error-ratio" in c.params["text"])
+    assert "0.5" in measured.params["text"] and "Failed" in measured.params["text"]
+    assert served_by(base) == "gemma-v1"  # the old version answers through the address again
+    assert Registry(Store(settings.database_url).engine).live_version("gemma", "staging") == "v1"

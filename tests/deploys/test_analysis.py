@@ -1,0 +1,118 @@
+"""Verification checks with Argo Rollouts' AnalysisRun semantics, measured by a scripted
+measure function (and, in the deploy tests, by a real Prometheus)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from tools.base import ToolError
+from tools.deploy.analysis import (
+    ERROR,
+    FAILED,
+    INCONCLUSIVE,
+    SUCCESSFUL,
+    AnalysisRun,
+    Check,
+    ConditionError,
+    check_expression,
+    evaluate,
+    load_checks,
+)
+
+
+def run(checks: list[Check], results: list[list[float] | Exception]) -> tuple[str, list[str]]:
+    script = iter(results)
+
+    def measure(_: str) -> list[float]:
+        value = next(script)
+        if isinstance(value, Exception):
+            raise value
+        return value
+
+    analysis = AnalysisRun(checks, measure, sleep=lambda _: None)
+    return analysis.run(), [m.phase for m in analysis.measurements]
+
+
+def check(**kw: object) -> Check:
+    return Check.model_validate({"name": "c", "query": "up", "count": 3, **kw})
+
+
+@pytest.mark.parametrize(
+    ("condition", "result", "expected"),
+    [
+        ("result[0] < 0.05", [0.01], True),
+        ("result[0] < 0.05", [0.5], False),
+        ("len(result) > 0 && result[0] >= 0.99", [1.0], True),
+        ("isNaN(result[0]) || result[0] > 1", [math.nan], True),
+        ("result[0] > 1", [math.nan], False),  # NaN compares false
+        ("not (result[0] == 0)", [2.0], True),
+        ("max(result) - min(result) < 10", [3.0, 9.0], True),
+    ],
+)
+def test_conditions_are_evaluated_without_eval(
+    condition: str, result: list[float], expected: bool
+) -> None:
+    assert evaluate(check_expression(condition), result) is expected
+
+
+@pytest.mark.parametrize(
+    "bad", ["__import__('os').system('x')", "result.__class__", "open('f')", "x > 1", "'a' < 'b'"]
+)
+def test_conditions_refuse_anything_but_arithmetic_on_result(bad: str) -> None:
+    with pytest.raises(ValueError):
+        check_expression(bad)
+
+
+def test_an_empty_result_is_a_condition_error() -> None:
+    with pytest.raises(ConditionError, match="no element 0"):
+        evaluate(check_expression("result[0] < 1"), [])
+
+
+def test_success_failure_and_inconclusive_measurements() -> None:
+    ok = check(successCondition="result[0] < 0.05")
+    assert run([ok], [[0.01], [0.02], [0.03]]) == (SUCCESSFUL, [SUCCESSFUL] * 3)
+    assert run([ok], [[0.01], [0.2]]) == (FAILED, [SUCCESSFUL, FAILED])
+    tolerant = check(successCondition="result[0] < 0.05", failureLimit=1)
+    assert run([tolerant], [[0.2], [0.01], [0.01]])[0] == SUCCESSFUL
+    both = check(successCondition="result[0] < 0.05", failureCondition="result[0] > 0.5")
+    assert run([both], [[0.2]]) == (INCONCLUSIVE, [INCONCLUSIVE])
+    assert run([both], [[0.9]]) == (FAILED, [FAILED])
+    only_failure = check(failureCondition="result[0] > 0.5")
+    assert run([only_failure], [[0.1], [0.1], [0.1]])[0] == SUCCESSFUL
+    empty = check(successCondition="result[0] < 0.05")
+    assert run([empty], [[]]) == (INCONCLUSIVE, [INCONCLUSIVE])
+
+
+def test_errors_are_not_measurements_until_too_many_in_a_row() -> None:
+    flaky = check(successCondition="result[0] < 1", consecutiveErrorLimit=1)
+    down = ToolError("Prometheus at http://p:9090 is unreachable")
+    assert run([flaky], [down, [0.5], down, [0.5], [0.5]])[0] == SUCCESSFUL
+    assert run([flaky], [down, down]) == (ERROR, [ERROR, ERROR])
+    assert run([check(successCondition="result[0] < 1", count=1)], [down]) == (ERROR, [ERROR])
+
+
+def test_the_worst_check_decides_the_run() -> None:
+    good = check(name="good", successCondition="result[0] < 1", count=1)
+    unsure = check(name="unsure", successCondition="result[0] < 1",
+                   failureCondition="result[0] > 5", count=1)  # fmt: skip
+    bad = check(name="bad", successCondition="result[0] < 1", count=1)
+    assert run([good, unsure], [[0.1], [3.0]])[0] == INCONCLUSIVE
+    assert run([good, unsure, bad], [[0.1], [3.0], [9.0]])[0] == FAILED
+
+
+def test_a_malformed_checks_file_names_the_file_and_the_field(tmp_path: Path) -> None:
+    path = tmp_path / "checks.yaml"
+    path.write_text("gemma:\n  staging:\n    - name: p99\n      query: up\n      interval: soon\n")
+    with pytest.raises(ToolError, match=r"checks.yaml: gemma.staging.0.interval"):
+        load_checks(path)
+    path.write_text("gemma:\n  staging:\n    - name: x\n      query: up\n"
+                    "      successCondition: __import__('os')\n")  # fmt: skip
+    with pytest.raises(ToolError, match="successCondition|success_condition"):
+        load_checks(path)
+    path.write_text("gemma:\n  '*':\n    - {name: errors, query: up, count: 2}\n")
+    checks = load_checks(path)
+    assert [c.name for c in checks.for_("gemma", "production")] == ["errors"]
+    assert checks.for_("other", "staging") == []
