@@ -74,7 +74,7 @@ class Deploys:
                 *(f"{c.name}: `{c.query}` ×{c.count} every {c.interval}"
                   + (f", success if {c.success_condition}" if c.success_condition else "")
                   + (f", failure if {c.failure_condition}" if c.failure_condition else "")
-                  for c in self.checks_for(model, env)),
+                  for c in (self.checks_for(model, env) if action == "deploy" else [])),
             ],
         }  # fmt: skip
 

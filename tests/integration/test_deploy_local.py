@@ -109,6 +109,17 @@ def test_deploys_switch_the_stable_address_and_a_broken_version_changes_nothing(
     )
     assert "no-such-flag" in note.params["text"] or "error" in note.params["text"].lower()
     assert served_by(base) == "gemma-v2"
+    standin.clear()
+    sender.slash_command("rollback gemma staging", user_id=ALICE)  # back to what served before v2
+    click(sender, card(standin), BOB)
+    wait_until(lambda: requests.history("gemma")[-1].state in (SUCCEEDED, FAILED))
+    back = requests.history("gemma")[-1]
+    assert (back.action, back.version, back.from_version, back.state) == (
+        "rollback", "v1", "v2", SUCCEEDED)  # fmt: skip
+    assert served_by(base) == "gemma-v1"
+    deploy(sender, standin, "v2")  # v2 again, so that its metrics are the newest
+    wait_until(lambda: requests.history("gemma")[-1].state in (SUCCEEDED, FAILED))
+    assert served_by(base) == "gemma-v2"
     exported = httpx.get(f"{base}/metrics").text
     assert (
         'opsbot_model_requests_total{code="200",env="staging",model="gemma",version="v2"}'
@@ -118,7 +129,8 @@ def test_deploys_switch_the_stable_address_and_a_broken_version_changes_nothing(
         json.loads(json.dumps({"v": r.version, "s": r.state})) for r in requests.history("gemma")
     ]
     assert history == [{"v": "v1", "s": SUCCEEDED}, {"v": "v2", "s": SUCCEEDED},
-                       {"v": "v3-broken", "s": FAILED}]  # fmt: skip
+                       {"v": "v3-broken", "s": FAILED}, {"v": "v1", "s": SUCCEEDED},
+                       {"v": "v2", "s": SUCCEEDED}]  # fmt: skip
 
 
 @pytest.fixture
