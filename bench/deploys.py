@@ -13,37 +13,25 @@ import os
 import platform
 import shutil
 import statistics
-import sys
 import tempfile
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 from sqlmodel import Session, select
 
-from bench.run import ROOT, SECRET, TOKEN
+from bench.run import ROOT, SECRET, TOKEN, index_sample_runbooks
 from bot.deploys.local import LocalTarget, ModelServing
 from bot.deploys.requests import Requests
 from bot.llm_server import embedded_model_file
 from bot.slack.standin import SignedSender, SlackStandIn
 from bot.store import Store
-from tests.integration.processes import BotProcess
+from tests.integration.processes import BotProcess, wait_until
 from tests.postgres import fresh_database, pg_bin, postgres_server
 from tools.deploy.registry import Registry
 
 ALICE, APPROVERS = "U0ALICE", ["U0BOB", "U0CAROL"]
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 180) -> float:
-    """The moment (monotonic) ``condition`` held."""
-    started = time.monotonic()
-    while not condition():
-        if time.monotonic() - started > timeout:
-            raise TimeoutError("timed out")
-        time.sleep(0.02)
-    return time.monotonic()
 
 
 def click(url: str, request_id: int, plan: str, channel: str, thread_ts: str, user: str) -> int:
@@ -136,13 +124,7 @@ def run_case(work: Path, gguf: Path, database: str | None, processes: int) -> di
 def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="opsbot-bench-deploys-"))
     try:
-        import subprocess
-
-        subprocess.run(
-            [str(Path(sys.executable).with_name("opsbot")), "index",
-             str(ROOT / "knowledge" / "runbooks"), "--index", str(work / "index")],
-            check=True, capture_output=True, env={**os.environ, "OPSBOT_DATA_DIR": str(work)},
-        )  # fmt: skip
+        index_sample_runbooks(work / "index")
         gguf = embedded_model_file(work / "models")
         results: dict[str, object] = {
             "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},

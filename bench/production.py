@@ -8,6 +8,7 @@ bot share them); they are not tests. Nothing here was tuned on these figures.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing
 import os
@@ -17,21 +18,20 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 
-from bench.run import OPSBOT, ROOT, SECRET, TOKEN, pct
+from bench.run import QUESTION, ROOT, SECRET, TOKEN, index_sample_runbooks, pct, send_load
 from bot.slack.standin import SignedSender, SlackStandIn
 from bot.store import Store
 from bot.work.queue import DONE, JobBase, JobQueue
-from tests.integration.processes import BotProcess
+from tests.integration.processes import BotProcess, wait_until
 from tests.postgres import fresh_database, pg_bin, postgres_server
 
-QUESTION = "what should I check when pods crash-loop?"
 ALERTS = "C0ALERTS"
 
 
@@ -63,15 +63,6 @@ def answered(standin: SlackStandIn) -> int:
     )
 
 
-def wait_until(condition: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.2)
-    return condition()
-
-
 def kill_restart_cycles(work: Path, standin: SlackStandIn, cycles: int = 20) -> dict[str, object]:
     """Each cycle: 3 slash commands and 1 alert notification accepted, the bot killed -9
     0-300 ms later (random, seeded), then started again. Lost = accepted but never done."""
@@ -93,7 +84,8 @@ def kill_restart_cycles(work: Path, standin: SlackStandIn, cycles: int = 20) -> 
             bot.kill()
             bot.start()
         queue = JobQueue(Store(f"sqlite:///{work / 'opsbot.sqlite'}").engine)
-        wait_until(lambda: all(j.state == DONE for j in queue.jobs()), 600)
+        with contextlib.suppress(AssertionError):  # count what got done by then
+            wait_until(lambda: all(j.state == DONE for j in queue.jobs()), 600, poll=0.2)
         jobs = queue.jobs()
         headers = [
             c for c in standin.calls_to("chat.postMessage")
@@ -128,28 +120,12 @@ def alert(group: str) -> dict[str, object]:
     }  # fmt: skip
 
 
-def send_load(urls: list[str], n: int, concurrency: int, tag: str) -> list[float]:
-    """Signed slash commands spread over ``urls``; seconds to each ack (own process)."""
-    senders = [SignedSender(url, SECRET) for url in urls]
-
-    def one(i: int) -> float:
-        sender = senders[i % len(senders)]
-        started = time.perf_counter()
-        response = sender.slash_command(f"ask {QUESTION} ({tag}{i})", user_id=f"U{i:04d}")
-        elapsed = time.perf_counter() - started
-        if response.status_code != 200:
-            raise RuntimeError(f"HTTP {response.status_code}")
-        return elapsed
-
-    with ThreadPoolExecutor(concurrency) as pool:
-        return list(pool.map(one, range(n)))
-
-
 def burst(urls: list[str], standin: SlackStandIn, tag: str, n: int = 200) -> dict[str, float]:
     before = answered(standin)
     with multiprocessing.get_context("spawn").Pool(1) as pool:
         latencies: list[float] = pool.apply(send_load, (urls, n, 20, tag))
-    wait_until(lambda: answered(standin) - before >= n, 600)
+    with contextlib.suppress(AssertionError):  # report the answers that came
+        wait_until(lambda: answered(standin) - before >= n, 600, poll=0.2)
     return {
         "requests": n, "concurrency": 20,
         "ack_p50_ms": pct(latencies, 0.5), "ack_p99_ms": pct(latencies, 0.99),
@@ -219,12 +195,7 @@ def queue_throughput(url: str, jobs: int = 2000, workers: int = 4) -> dict[str, 
 def bench_dir() -> Iterator[Path]:
     work = Path(tempfile.mkdtemp(prefix="opsbot-bench-prod-"))
     try:
-        import subprocess
-
-        subprocess.run(
-            [OPSBOT, "index", str(ROOT / "knowledge" / "runbooks"), "--index", str(work / "index")],
-            check=True, capture_output=True, env={**os.environ, "OPSBOT_DATA_DIR": str(work)},
-        )  # fmt: skip
+        index_sample_runbooks(work / "index")
         INDEX[:] = [work / "index"]
         yield work
     finally:

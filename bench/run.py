@@ -26,7 +26,8 @@ from pathlib import Path
 
 import httpx
 
-from bot.slack.standin import SignedSender, SlackStandIn, free_port
+from bot.net import free_port
+from bot.slack.standin import SignedSender, SlackStandIn
 
 ROOT = Path(__file__).resolve().parents[1]
 OPSBOT = str(Path(sys.executable).with_name("opsbot"))
@@ -65,17 +66,19 @@ def bot_process(env: dict[str, str]) -> Iterator[str]:
         proc.wait(timeout=30)
 
 
-def send_load(url: str, n: int, concurrency: int) -> list[float]:
-    """Signed slash commands from ``concurrency`` threads; seconds to each HTTP ack.
+def send_load(urls: list[str], n: int, concurrency: int, tag: str = "") -> list[float]:
+    """Signed slash commands from ``concurrency`` threads, spread over ``urls`` (replicas
+    behind one address); seconds to each HTTP ack.
 
     Runs in a process of its own, so the load generator shares no interpreter with the
     Web API stand-in that records the bot's answers.
     """
-    sender = SignedSender(url, SECRET)
+    senders = [SignedSender(url, SECRET) for url in urls]
 
     def one(i: int) -> float:
+        sender = senders[i % len(senders)]
         started = time.perf_counter()
-        response = sender.slash_command(f"ask {QUESTION} ({i})", user_id=f"U{i:04d}")
+        response = sender.slash_command(f"ask {QUESTION} ({tag}{i})", user_id=f"U{i:04d}")
         elapsed = time.perf_counter() - started
         if response.status_code != 200:
             raise RuntimeError(f"HTTP {response.status_code}")
@@ -85,11 +88,23 @@ def send_load(url: str, n: int, concurrency: int) -> list[float]:
         return list(pool.map(one, range(n)))
 
 
+def index_sample_runbooks(index_dir: Path, env: dict[str, str] | None = None) -> float:
+    """Build the sample runbooks' index into ``index_dir`` with `opsbot index`; seconds."""
+    started = time.perf_counter()
+    subprocess.run(
+        [OPSBOT, "index", str(ROOT / "knowledge" / "runbooks"), "--index", str(index_dir)],
+        env={**os.environ, "OPSBOT_DATA_DIR": str(index_dir.parent), **(env or {})},
+        check=True,
+        capture_output=True,
+    )
+    return time.perf_counter() - started
+
+
 def ack_latency(
     url: str, standin: SlackStandIn, n: int = 200, concurrency: int = 20
 ) -> dict[str, float]:
     with multiprocessing.get_context("spawn").Pool(1) as pool:
-        latencies: list[float] = pool.apply(send_load, (url, n, concurrency))
+        latencies: list[float] = pool.apply(send_load, ([url], n, concurrency))
     # wait until every answer has arrived, so the next figures start from a quiet bot
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline:
@@ -180,14 +195,7 @@ def foundation() -> None:
                 "OPSBOT_SLACK_API_URL": standin.base_url,
                 "OPSBOT_LOG_LEVEL": "WARNING",
             }
-            start = time.perf_counter()
-            subprocess.run(
-                [OPSBOT, "index", str(ROOT / "knowledge" / "runbooks")],
-                env=env,
-                check=True,
-                capture_output=True,
-            )
-            index_s = round(time.perf_counter() - start, 2)
+            index_s = round(index_sample_runbooks(work / "index", env), 2)
             cold = demo_cold_start(env)
             with bot_process(env) as url:
                 sender = SignedSender(url, SECRET)

@@ -456,14 +456,13 @@ def deploy_status(
     settings = settings_or_exit()
     _, registry, requests = _deploy_parts(settings)
     env = env or settings.deploy.default_env
-    from bot.deploys.local import LocalTarget
+    from bot.deploys.local import LocalTarget, stable_address
 
     history = requests.history(model, env)
     serving = LocalTarget(registry.engine, settings.data_dir).current(model, env)
-    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
     record = {
         "model": model, "env": env, "version": registry.live_version(model, env),
-        "address": f"http://{host}:{settings.port}/models/{model}/{env}/v1" if serving else None,
+        "address": stable_address(settings, model, env) if serving else None,
         "state": history[-1].state if history else None,
     }  # fmt: skip
     typer.echo(json.dumps(record) if as_json else " ".join(f"{k}={v}" for k, v in record.items()))

@@ -12,12 +12,27 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import CursorResult, Engine, create_engine, event
+from sqlalchemy.orm import Session
 
 SQLITE_BUSY_TIMEOUT_S = 30
+
+
+def as_utc(moment: datetime | None) -> datetime | None:
+    """Times read back from SQLite are naive; the store writes them all in UTC."""
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
+
+
+def changed_rows(session: Session, statement: Any) -> int:
+    """Run an UPDATE (or DELETE); how many rows it changed (compare-and-set callers)."""
+    result = cast("CursorResult[Any]", session.execute(statement))
+    return int(result.rowcount or 0)
 
 
 def is_postgres(url: str) -> bool:

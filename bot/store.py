@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import DateTime, Engine, text
 from sqlmodel import Field, Session, SQLModel, col, delete, func, select
 
-from bot.db import make_engine
+from bot.db import as_utc, make_engine
 from bot.migrate import upgrade
 
 
@@ -109,7 +109,7 @@ class Store:
             ).one()
             if used >= limit:
                 session.rollback()
-                first = oldest if oldest.tzinfo else oldest.replace(tzinfo=UTC)
+                first = as_utc(oldest) or now
                 return max(0.0, (first - since).total_seconds())
             session.add(RateHit(bucket=bucket, at=now))
             session.commit()

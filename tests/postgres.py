@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from bot.slack.standin import free_port
+from bot.net import free_port
 
 
 def pg_bin() -> Path | None:

@@ -20,6 +20,8 @@ from starlette.responses import JSONResponse, Response
 from bot import metrics
 from bot.alertmanager.payload import Notification
 from bot.alertmanager.routing import UnroutableError, channel_for
+from bot.errors import first_error
+from bot.http.guard import read_body
 from bot.services import Services
 from bot.settings import WebhookSettings
 from bot.store import key_hash
@@ -38,25 +40,6 @@ def authorised(request: Request, webhook: WebhookSettings) -> bool:
     given = request.headers.get("authorization", "")
     wanted = f"Bearer {webhook.token.get_secret_value()}"
     return hmac.compare_digest(given.encode(), wanted.encode())
-
-
-async def read_body(request: Request, limit: int) -> bytes | None:
-    """The body, or None when it is larger than ``limit`` (read no further than that)."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        return None
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            return None
-    return bytes(body)
-
-
-def first_error(exc: ValidationError) -> str:
-    error = exc.errors()[0]
-    where = ".".join(str(part) for part in error["loc"]) or "body"
-    return f"{where}: {error['msg']}"
 
 
 async def receive(request: Request, services: Services) -> Response:

@@ -15,7 +15,8 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
-from bot.deploys.requests import PENDING, DeployApproval, DeployRequest, utc
+from bot.db import as_utc
+from bot.deploys.requests import PENDING, DeployApproval, DeployRequest
 from bot.slack.render import escape
 
 APPROVE, REJECT = "deploy_approve", "deploy_reject"
@@ -34,7 +35,7 @@ STATE_TEXT = {
 
 
 def _when(moment: datetime | None) -> str:
-    moment = utc(moment)
+    moment = as_utc(moment)
     return f"{moment:%Y-%m-%d %H:%M} UTC" if moment else "—"
 
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import httpx
 
 from bot import metrics
-from bot.deploys.local import LocalTarget, Started, TargetError, _alive
+from bot.deploys.local import LocalTarget, Started, TargetError, alive, stable_address
 from bot.deploys.requests import (
     FAILED,
     ROLLED_BACK,
@@ -55,9 +55,7 @@ class Execution:
         return {"deploy_execute": self}
 
     def address(self, model: str, env: str) -> str:
-        settings = self.deploys.services.settings
-        host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
-        return f"http://{host}:{settings.port}/models/{model}/{env}/v1"
+        return stable_address(self.deploys.services.settings, model, env)
 
     async def run(self, run: JobRun) -> None:
         d = self.deploys
@@ -109,7 +107,7 @@ class Execution:
 
     async def _start(self, run: JobRun, request: DeployRequest) -> Started:
         known = run.progress.get("started")
-        if known and _alive(int(known["pid"])):
+        if known and alive(int(known["pid"])):
             return Started(**{**known, "log": self.target.servers / known["log"]})
         started = await asyncio.to_thread(self.target.start, request.plan)
         await run.record(started={"version": started.version, "served_name": started.served_name,

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import time
 from dataclasses import dataclass
@@ -26,6 +25,8 @@ from sqlalchemy import DateTime, Engine
 from sqlmodel import Field, Session, SQLModel
 
 from bot.llm_server import LocalModelError, llama_server_command
+from bot.net import free_port
+from bot.settings import Settings
 
 HEALTH_TIMEOUT_S = 120.0
 DRAIN_S = 2.0
@@ -57,6 +58,12 @@ class Started:
     upstream: str
     pid: int
     log: Path
+
+
+def stable_address(settings: Settings, model: str, env: str) -> str:
+    """The OpenAI-compatible base URL of a model in an environment (the router's)."""
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
+    return f"http://{host}:{settings.port}/models/{model}/{env}/v1"
 
 
 def served_name(plan: dict[str, Any]) -> str:
@@ -105,7 +112,7 @@ class LocalTarget:
         """Until the server lists its served name and completes one prompt."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if not _alive(started.pid):
+            if not alive(started.pid):
                 raise TargetError(f"the server exited at start:\n{tail(started.log)}")
             try:
                 listed = httpx.get(f"{started.upstream}/models", timeout=2).json()
@@ -153,24 +160,18 @@ class LocalTarget:
             session.commit()
 
     def stop(self, pid: int | None, drain_s: float = 0.0) -> None:
-        if pid is None or not _alive(pid):
+        if pid is None or not alive(pid):
             return
         time.sleep(drain_s)
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + 10
-        while _alive(pid) and time.monotonic() < deadline:
+        while alive(pid) and time.monotonic() < deadline:
             time.sleep(0.1)
-        if _alive(pid):
+        if alive(pid):
             os.kill(pid, signal.SIGKILL)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
     try:
         done, _ = os.waitpid(pid, os.WNOHANG)
         if done == pid:

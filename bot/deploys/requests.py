@@ -12,11 +12,13 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import JSON, Column, CursorResult, DateTime, Engine, UniqueConstraint, update
+from sqlalchemy import JSON, Column, DateTime, Engine, UniqueConstraint, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, Session, SQLModel, col, select
+
+from bot.db import as_utc, changed_rows
 
 PENDING, APPROVED, RUNNING, VERIFYING = "pending", "approved", "running", "verifying"
 SUCCEEDED, FAILED, ROLLED_BACK = "succeeded", "failed", "rolled_back"
@@ -28,12 +30,6 @@ DECIDED = (APPROVED, RUNNING, VERIFYING, SUCCEEDED, FAILED, ROLLED_BACK, REJECTE
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def utc(moment: datetime | None) -> datetime | None:
-    if moment is None or moment.tzinfo is not None:
-        return moment
-    return moment.replace(tzinfo=UTC)
 
 
 def _tz(**kwargs: Any) -> Any:
@@ -70,7 +66,7 @@ class DeployRequest(SQLModel, table=True):
 
     @property
     def expired(self) -> bool:
-        return self.state == PENDING and (utc(self.expires_at) or _now()) <= _now()
+        return self.state == PENDING and (as_utc(self.expires_at) or _now()) <= _now()
 
 
 class DeployApproval(SQLModel, table=True):
@@ -143,24 +139,26 @@ class Requests:
         if to_state in (SUCCEEDED, FAILED, ROLLED_BACK, REJECTED, EXPIRED, CANCELLED):
             values.setdefault("finished_at", _now())
         with Session(self.engine) as session:
-            result = session.execute(
+            changed = changed_rows(
+                session,
                 update(DeployRequest)
                 .where(col(DeployRequest.id) == request_id, col(DeployRequest.state).in_(states))
-                .values(state=to_state, **values)
+                .values(state=to_state, **values),
             )
             session.commit()
-        return bool(cast("CursorResult[Any]", result).rowcount)
+        return bool(changed)
 
     def start_execution(self, request_id: int) -> bool:
         """approved → running, counting the execution; True for the one caller that won."""
         with Session(self.engine) as session:
-            result = session.execute(
+            changed = changed_rows(
+                session,
                 update(DeployRequest)
                 .where(col(DeployRequest.id) == request_id, col(DeployRequest.state) == APPROVED)
-                .values(state=RUNNING, executions=col(DeployRequest.executions) + 1)
+                .values(state=RUNNING, executions=col(DeployRequest.executions) + 1),
             )
             session.commit()
-        return bool(cast("CursorResult[Any]", result).rowcount)
+        return bool(changed)
 
     def update(self, request_id: int, **values: Any) -> None:
         """Fields that are not the state (the card's ts, a note)."""
@@ -176,14 +174,15 @@ class Requests:
         to the old hash, no longer count. True when the plan did change."""
         new_hash = plan_hash(plan)
         with Session(self.engine) as session:
-            result = session.execute(
+            changed = changed_rows(
+                session,
                 update(DeployRequest)
                 .where(col(DeployRequest.id) == request_id, col(DeployRequest.state) == PENDING,
                        col(DeployRequest.plan_hash) != new_hash)
-                .values(plan=plan, plan_hash=new_hash)
+                .values(plan=plan, plan_hash=new_hash),
             )  # fmt: skip
             session.commit()
-        return bool(cast("CursorResult[Any]", result).rowcount)
+        return bool(changed)
 
     def decide(self, request: DeployRequest, user: str, decision: str) -> bool:
         """Record ``user``'s decision on the request's current plan; False if they had."""

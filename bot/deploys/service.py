@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from slack_sdk.errors import SlackApiError
 
+from bot.db import as_utc
 from bot.deploys.card import APPROVE, card_blocks, card_text
 from bot.deploys.local import LocalTarget
 from bot.deploys.policy import Approvers
@@ -22,7 +23,6 @@ from bot.deploys.requests import (
     BusyError,
     DeployRequest,
     Requests,
-    utc,
 )
 from bot.slack import render
 from bot.slack.delivery import Delivery
@@ -283,10 +283,10 @@ class _Click:
 
     async def decided_text(self, request: DeployRequest) -> str:
         if request.state == "expired" or request.expired:
-            return f"Request #{request.id} expired at {utc(request.expires_at):%H:%M} UTC."
+            return f"Request #{request.id} expired at {as_utc(request.expires_at):%H:%M} UTC."
         decisions = await asyncio.to_thread(self.deploys.requests.all_decisions, request.id or 0)
         who = ", ".join(f"<@{a.user}>" for a in decisions) or "nobody"
-        when = utc(request.decided_at)
+        when = as_utc(request.decided_at)
         at = f" at {when:%H:%M} UTC" if when else ""
         return f"Request #{request.id} is already {request.state} (decided by {who}{at})."
 

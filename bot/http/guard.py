@@ -43,15 +43,16 @@ def signature_for(secret: str, timestamp: bytes, body: bytes) -> str:
     return "v0=" + digest.hexdigest()
 
 
-async def read_bounded(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
+async def read_body(request: Request, limit: int) -> bytes | None:
+    """The body, or None when it is larger than ``limit`` (read no further than that)."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
-        raise Rejected(413, f"body larger than {limit} bytes")
+        return None
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
         if len(body) > limit:
-            raise Rejected(413, f"body larger than {limit} bytes")
+            return None
     return bytes(body)
 
 
@@ -65,7 +66,9 @@ async def check_slack_request(request: Request, secret: str, now: float | None =
         raise Rejected(401, "malformed timestamp")
     if abs((now or time.time()) - int(timestamp)) > MAX_AGE_S:
         raise Rejected(401, "stale timestamp")
-    body = await read_bounded(request)
+    body = await read_body(request, MAX_BODY_BYTES)
+    if body is None:
+        raise Rejected(413, f"body larger than {MAX_BODY_BYTES} bytes")
     wanted = signature_for(secret, timestamp.encode(), body)
     if not hmac.compare_digest(wanted.encode(), signature.encode(errors="replace")):
         raise Rejected(401, "bad signature")

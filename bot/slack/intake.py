@@ -19,6 +19,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
 from bot import metrics
 from bot.deploys.card import APPROVE, REJECT
 from bot.deploys.service import click_job
+from bot.errors import first_error
 from bot.services import Services
 from bot.slack import render
 from bot.slack.commands import metrics_args
@@ -162,11 +163,6 @@ def shown_request(sub: str, text: str, args: dict[str, Any] | None) -> str:
     if sub in ("deploy", "rollback"):
         return f"{sub} {text}"
     return text
-
-
-def first_error(exc: ValidationError) -> str:
-    error = exc.errors()[0]
-    return f"{'.'.join(str(p) for p in error['loc']) or 'body'}: {error['msg']}"
 
 
 def register_intake(app: AsyncApp, services: Services) -> None:

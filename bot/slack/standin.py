@@ -12,7 +12,6 @@ import email.parser
 import email.policy
 import itertools
 import json
-import socket
 import sys
 import threading
 import time
@@ -435,13 +434,6 @@ def _describe(call: RecordedCall) -> str:
     keys = ("channel", "channel_id", "thread_ts", "ts")
     bits = [f"{k}={call.params[k]}" for k in keys if call.params.get(k)]
     return f"{call.method}({' '.join(bits)})" if bits else call.method
-
-
-def free_port() -> int:
-    """A loopback port nothing listens on now, for a server started next."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class SignedSender:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
-from bot.deploys.requests import utc
+from bot.db import as_utc
 from bot.work.workers import Handler, JobRun
 from tools.base import ToolError
 from tools.deploy.registry import parse_params
@@ -79,7 +79,7 @@ class _Lookup:
         records = [r for r in self.services.store.audit_log(limit=500) if r.source == "deploy"]
         return (
             "\n".join(
-                f"{utc(r.at):%Y-%m-%d %H:%M} <@{r.user}> {r.action}: {r.text}"
+                f"{as_utc(r.at):%Y-%m-%d %H:%M} <@{r.user}> {r.action}: {r.text}"
                 for r in records[:limit]
             )
             or "No deploy actions yet."
@@ -102,7 +102,7 @@ def models_text(versions: list[Any], live: list[Any]) -> str:
 
 def history_line(r: Any) -> str:
     return (
-        f"#{r.id} {utc(r.created_at):%Y-%m-%d %H:%M} {r.action} {r.model} "
+        f"#{r.id} {as_utc(r.created_at):%Y-%m-%d %H:%M} {r.action} {r.model} "
         f"{r.from_version or '—'} → {r.version} in {r.env}: {r.state} "
         f"(asked by <@{r.requested_by}>)"
     )

@@ -17,13 +17,13 @@ Intake records a job and only then acks; workers claim jobs, run them and mark t
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import JSON, Column, CursorResult, DateTime, Engine, Index, and_, func, text, update
+from sqlalchemy import JSON, Column, DateTime, Engine, Index, and_, func, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, Session, SQLModel, col, select
 
-from bot.db import is_postgres
+from bot.db import as_utc, changed_rows, is_postgres
 
 QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
 #: Queues: people's questions, and alert triage (its own pool, so neither starves the other).
@@ -32,13 +32,6 @@ ANSWERS, TRIAGE = "answers", "triage"
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def _utc(moment: datetime | None) -> datetime | None:
-    """Times read back from SQLite are naive UTC."""
-    if moment is None or moment.tzinfo is not None:
-        return moment
-    return moment.replace(tzinfo=UTC)
 
 
 def _time_column(**kwargs: Any) -> Any:
@@ -80,19 +73,13 @@ class Job(JobBase, table=True):
 
     @property
     def age_s(self) -> float:
-        created = _utc(self.created_at) or _now()
+        created = as_utc(self.created_at) or _now()
         return (_now() - created).total_seconds()
 
 
 def _owned(job_id: int, owner: str) -> tuple[Any, ...]:
     """The job, while ``owner`` runs it."""
     return (col(Job.id) == job_id, col(Job.owner) == owner, col(Job.state) == RUNNING)
-
-
-def _rows(session: Session, statement: Any) -> int:
-    """Run an UPDATE; how many rows it changed."""
-    result = cast("CursorResult[Any]", session.execute(statement))
-    return int(result.rowcount or 0)
 
 
 class JobQueue:
@@ -154,13 +141,13 @@ class JobQueue:
         now = _now()
         with Session(self.engine) as session:
             expired = and_(col(Job.state) == RUNNING, col(Job.lease_until) < now)
-            failed = _rows(
+            failed = changed_rows(
                 session,
                 update(Job)
                 .where(expired, col(Job.attempts) >= col(Job.max_attempts))
                 .values(state=FAILED, finished_at=now, error="its worker stopped, too often"),
             )
-            queued = _rows(
+            queued = changed_rows(
                 session,
                 update(Job).where(expired).values(state=QUEUED, owner=None, lease_until=None),
             )
@@ -170,7 +157,7 @@ class JobQueue:
     def renew(self, job_id: int, owner: str) -> bool:
         """Extend a running job's lease; False when the job is no longer this owner's."""
         with Session(self.engine) as session:
-            count = _rows(
+            count = changed_rows(
                 session,
                 update(Job).where(*_owned(job_id, owner)).values(lease_until=_now() + self.lease),
             )
@@ -241,6 +228,6 @@ class JobQueue:
             ).all()
         now = _now()
         return {
-            (q, s): (int(n), (now - (_utc(oldest) or now)).total_seconds())
+            (q, s): (int(n), (now - (as_utc(oldest) or now)).total_seconds())
             for q, s, n, oldest in rows
         }

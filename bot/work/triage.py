@@ -14,12 +14,14 @@ decided and posted is in its progress, so a retried job opens no second thread.
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from slack_sdk.errors import SlackApiError
 
 from bot.alertmanager.payload import Notification
+from bot.db import as_utc
 from bot.slack import render
 from bot.slack.delivery import Delivery
 from bot.store import Incident, IncidentBase
@@ -29,14 +31,8 @@ if TYPE_CHECKING:
     from bot.services import Services
     from bot.work.answering import AnswerJobs
 
+log = logging.getLogger(__name__)
 USER = "alertmanager"
-
-
-def aware(moment: datetime | None) -> datetime | None:
-    """Datetimes read back from SQLite are naive UTC."""
-    if moment is None or moment.tzinfo is not None:
-        return moment
-    return moment.replace(tzinfo=UTC)
 
 
 def triage_args(notification: Notification) -> dict[str, Any]:
@@ -97,7 +93,7 @@ class _Alert:
             if plan == "repeat+triage":
                 await self.triage(run, incident, n)
             else:
-                last = aware(incident.triaged_at)
+                last = as_utc(incident.triaged_at)
                 await Delivery(self.client, run, incident.channel, incident.thread_ts).post_once(
                     "note_ts",
                     f"Still firing: {len(n.firing)} alert(s) (notification "
@@ -143,7 +139,7 @@ class _Alert:
         return incident
 
     async def show_header(self, incident: Incident, n: Notification) -> None:
-        resolved = aware(incident.resolved_at)
+        resolved = as_utc(incident.resolved_at)
         blocks = render.incident_blocks(
             n.title, incident.status, n.severity, summary(n), n.started(), resolved,
             len(n.firing),
@@ -154,11 +150,7 @@ class _Alert:
                 text=f"{incident.status.upper()}: {n.title}", blocks=render.as_dicts(blocks),
             )  # fmt: skip
         except SlackApiError as exc:
-            import logging
-
-            logging.getLogger(__name__).warning(
-                "could not update %s: %s", incident.title, exc.response.get("error")
-            )
+            log.warning("could not update %s: %s", incident.title, exc.response.get("error"))
 
     async def triage(self, run: JobRun, incident: Incident, n: Notification) -> None:
         assert incident.id is not None
@@ -182,7 +174,7 @@ class _Alert:
                 self.store.update_incident, incident.id, status="resolved", resolved_at=now
             )
         await self.show_header(incident, n)
-        started = n.started() or aware(incident.opened_at) or now
+        started = n.started() or as_utc(incident.opened_at) or now
         ended = max((a.ends_at for a in n.alerts if a.ends_at), default=now)
         await Delivery(self.client, run, incident.channel, incident.thread_ts).post_once(
             "resolved_ts", f"Resolved after {render.duration_text(ended - started)}."
@@ -196,6 +188,6 @@ def _plan(n: Notification, incident: Incident | None, interval: float) -> str:
         return "resolve" if incident is not None and incident.status == "firing" else "skip"
     if incident is None or incident.status == "resolved":
         return "open"
-    last = aware(incident.triaged_at)
+    last = as_utc(incident.triaged_at)
     due = last is None or (datetime.now(UTC) - last).total_seconds() >= interval
     return "repeat+triage" if due else "repeat"

@@ -12,9 +12,10 @@ import httpx
 import pytest
 import uvicorn
 
+from bot.net import free_port
 from bot.server import build_web_app
 from bot.settings import Settings
-from bot.slack.standin import SignedSender, SlackStandIn, free_port
+from bot.slack.standin import SignedSender, SlackStandIn
 
 SECRET = "integration-signing-secret"
 TOKEN = "xoxb-integration-token"

@@ -7,13 +7,24 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 
-from bot.slack.standin import free_port
+from bot.net import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 180, poll: float = 0.1) -> float:
+    """Poll ``condition`` until it holds (the moment it did, monotonic); AssertionError
+    after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(poll)
+    return time.monotonic()
 
 
 class BotProcess:

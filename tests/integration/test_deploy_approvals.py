@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -18,6 +18,7 @@ from bot.settings import Settings
 from bot.slack.standin import RecordedCall, SignedSender, SlackStandIn
 from bot.store import Store
 from tests.integration.conftest import SECRET, running_bot
+from tests.integration.processes import wait_until
 from tools.deploy.registry import Registry
 
 pytestmark = pytest.mark.integration
@@ -51,13 +52,6 @@ def bot(deploy_settings: Settings, standin: SlackStandIn, gguf: Path) -> Iterato
     registry.set_live("gemma", "production", "v1")
     with running_bot(deploy_settings) as url:
         yield SignedSender(url, SECRET)
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.1)
 
 
 def card(standin: SlackStandIn) -> RecordedCall:

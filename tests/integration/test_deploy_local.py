@@ -6,8 +6,7 @@ serving."""
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -21,6 +20,7 @@ from bot.settings import Settings
 from bot.slack.standin import SignedSender, SlackStandIn
 from bot.store import Store
 from tests.integration.conftest import SECRET, running_bot
+from tests.integration.processes import wait_until
 from tests.integration.test_deploy_approvals import ALICE, BOB, card, click
 from tests.metrics.conftest import prom_stack as _real_prometheus  # noqa: F401 (fixture)
 from tests.promstack import PromStack
@@ -57,13 +57,6 @@ def local_bot(bot_settings: Settings, gemma: Path) -> Iterator[tuple[SignedSende
         with Session(engine) as session:
             for row in session.exec(select(ModelServing)):
                 target.stop(row.pid)
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.2)
 
 
 def deploy(sender: SignedSender, standin: SlackStandIn, version: str) -> None:

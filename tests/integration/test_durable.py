@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -15,7 +15,7 @@ from bot.slack.standin import SignedSender, SlackStandIn
 from bot.store import Store
 from bot.work.queue import DONE
 from tests.integration.conftest import SECRET, TOKEN
-from tests.integration.processes import BotProcess
+from tests.integration.processes import BotProcess, wait_until
 
 pytestmark = pytest.mark.integration
 QUESTION = "ask what should I check when pods crash-loop?"
@@ -128,13 +128,6 @@ def test_an_alert_killed_after_its_202_is_triaged_once_after_restart(
     assert len(starters(standin, ALERTS)) == 1  # one thread for the group
     in_thread = [c for c in standin.calls_to("chat.postMessage") if c.params.get("thread_ts")]
     assert len(in_thread) == 1  # one status message, turned triage report
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.2)
 
 
 def test_sigterm_answers_what_is_in_flight_and_keeps_the_rest(

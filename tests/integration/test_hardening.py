@@ -15,8 +15,9 @@ import httpx
 import pytest
 
 from bot.http.guard import signature_for
+from bot.net import free_port
 from bot.settings import Settings
-from bot.slack.standin import SignedSender, SlackStandIn, free_port
+from bot.slack.standin import SignedSender, SlackStandIn
 from tests.integration.conftest import SECRET, running_bot
 from tests.integration.test_durable import notification
 from tests.integration.test_slack_http import crash_log

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -16,7 +16,7 @@ from bot.slack.standin import SignedSender, SlackStandIn
 from bot.store import Store
 from bot.work.queue import DONE, JobQueue
 from tests.integration.conftest import SECRET, TOKEN
-from tests.integration.processes import BotProcess
+from tests.integration.processes import BotProcess, wait_until
 from tests.integration.test_durable import ALERTS, bot_env, notification
 
 pytestmark = pytest.mark.integration
@@ -46,13 +46,6 @@ def replicas(
     finally:
         one.kill()
         two.kill()
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.2)
 
 
 def mention(text: str, ts: str, thread_ts: str | None = None) -> dict[str, object]:

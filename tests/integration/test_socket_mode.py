@@ -16,7 +16,8 @@ import httpx
 import pytest
 from aiohttp import WSMsgType, web
 
-from bot.slack.standin import SlackStandIn, free_port
+from bot.net import free_port
+from bot.slack.standin import SlackStandIn
 from tests.integration.conftest import TOKEN
 from tests.integration.processes import BotProcess
 from tests.integration.test_durable import ALERTS, bot_env, notification
