@@ -22,8 +22,9 @@ import httpx
 from sqlmodel import Session, select
 
 from bench.run import ROOT, SECRET, TOKEN, index_sample_runbooks
-from bot.deploys.local import LocalTarget, ModelServing
 from bot.deploys.requests import Requests
+from bot.deploys.serving import ModelServing
+from bot.deploys.targets.local import stop
 from bot.llm_server import embedded_model_file
 from bot.slack.standin import SignedSender, SlackStandIn
 from bot.store import Store
@@ -108,10 +109,10 @@ def run_case(work: Path, gguf: Path, database: str | None, processes: int) -> di
         finally:
             for bot in bots:
                 bot.kill()
-            target = LocalTarget(store.engine, work / "data")
             with Session(store.engine) as session:
                 for row in session.exec(select(ModelServing)):
-                    target.stop(row.pid)
+                    if row.pid:
+                        stop(row.pid)
     card = statistics.median(r["click_to_card_updated_s"] for r in runs)
     serving = statistics.median(r["approval_to_serving_s"] for r in runs)
     return {

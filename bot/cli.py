@@ -456,13 +456,13 @@ def deploy_status(
     settings = settings_or_exit()
     _, registry, requests = _deploy_parts(settings)
     env = env or settings.deploy.default_env
-    from bot.deploys.local import LocalTarget, stable_address
+    from bot.deploys.targets import make_target
 
     history = requests.history(model, env)
-    serving = LocalTarget(registry.engine, settings.data_dir).current(model, env)
+    live = registry.live_version(model, env)
     record = {
-        "model": model, "env": env, "version": registry.live_version(model, env),
-        "address": stable_address(settings, model, env) if serving else None,
+        "model": model, "env": env, "version": live,
+        "address": make_target(settings, registry.engine).address(model, env) if live else None,
         "state": history[-1].state if history else None,
     }  # fmt: skip
     typer.echo(json.dumps(record) if as_json else " ".join(f"{k}={v}" for k, v in record.items()))
@@ -552,12 +552,16 @@ def slack_click(
     reject: Annotated[
         bool, typer.Option("--reject", help="Click Reject instead of Approve.")
     ] = False,
+    button: Annotated[
+        str | None,
+        typer.Option(help="The button: approve, reject, promote or rollback (default approve)."),
+    ] = None,
     url: Annotated[
         str, typer.Option(help="The bot's request URL.")
     ] = "http://127.0.0.1:3000/slack/events",
 ) -> None:
-    """Click Approve (or Reject) on a deploy request's card as USER, with a signed request,
-    as Slack would: try the approval flow without a workspace."""
+    """Click Approve (or Reject, Promote, Roll back) on a deploy request's card as USER, with
+    a signed request, as Slack would: try the approval flow without a workspace."""
     import time
 
     import httpx
@@ -571,7 +575,10 @@ def slack_click(
     request = requests.get(request_id)
     if request is None:
         raise fail(f"no deploy request #{request_id}")
-    action = "deploy_reject" if reject else "deploy_approve"
+    button = button or ("reject" if reject else "approve")
+    if button not in ("approve", "reject", "promote", "rollback"):
+        raise fail(f"--button {button!r}: approve, reject, promote or rollback")
+    action = f"deploy_{button}"
     payload = {
         "type": "block_actions", "user": {"id": user}, "channel": {"id": request.channel},
         "container": {"type": "message", "message_ts": request.card_ts,

@@ -289,10 +289,46 @@ class DeploySettings(BaseModel):
         description="YAML file of verification checks per model and environment (Argo "
         "Rollouts' analysis fields); without it a deploy is checked for health only.",
     )
-    target: Literal["local"] = Field(
+    target: Literal["local", "kubernetes", "vllm-lora"] = Field(
         "local",
-        description="Where approved deploys run: local (a llama.cpp server per live version on "
-        "this host, behind a stable address per model and environment).",
+        description="Where approved deploys run: local (a llama.cpp or vLLM server per live "
+        "version on this host, behind a stable address per model and environment), "
+        "kubernetes (patch a Deployment's container and wait for its rollout) or vllm-lora "
+        "(load the version as a LoRA adapter on a running vLLM).",
+    )
+    rollback: Literal["auto", "ask"] = Field(
+        "auto",
+        description="What a failed verification does: auto (switch back to the last good "
+        "version at once) or ask (post a Roll back button; the approver policy applies).",
+    )
+    health_timeout: str = Field(
+        "120s",
+        description="How long a new version has to turn healthy (a Kubernetes rollout to "
+        "finish) before the deploy fails and the old version keeps serving.",
+    )
+    vllm_url: str | None = Field(
+        None,
+        description="vllm-lora target: base URL of the running vLLM server the adapters are "
+        "loaded on (started with VLLM_ALLOW_RUNTIME_LORA_UPDATING=True), e.g. "
+        "http://vllm:8000.",
+    )
+    kubernetes_namespace: str = Field(
+        "default", description="kubernetes target: namespace of the model Deployments."
+    )
+    kubernetes_deployment: str = Field(
+        "{model}-{env}",
+        description="kubernetes target: name of the Deployment serving a model in an "
+        "environment ({model} and {env} are filled in).",
+    )
+    kubernetes_container: str | None = Field(
+        None,
+        description="kubernetes target: the container to patch (default: the Deployment's "
+        "first container).",
+    )
+    kubernetes_address: str = Field(
+        "http://{model}-{env}.{namespace}.svc:8000/v1",
+        description="kubernetes target: the stable OpenAI-compatible address of a model in "
+        "an environment (its Service).",
     )
 
     @field_validator("approvers")
@@ -311,7 +347,7 @@ class DeploySettings(BaseModel):
             raise ValueError("every environment needs at least 1 approval")
         return value
 
-    @field_validator("request_ttl")
+    @field_validator("request_ttl", "health_timeout")
     @classmethod
     def _ttl(cls, value: str) -> str:
         from tools.metrics.durations import parse_duration
@@ -327,6 +363,23 @@ class DeploySettings(BaseModel):
         from tools.metrics.durations import parse_duration
 
         return parse_duration(self.request_ttl)
+
+    @property
+    def health_timeout_seconds(self) -> float:
+        from tools.metrics.durations import parse_duration
+
+        return parse_duration(self.health_timeout)
+
+
+class MlflowSettings(BaseModel):
+    """The MLflow Model Registry, where ML teams already keep their model versions."""
+
+    tracking_uri: str | None = Field(
+        None,
+        description="MLflow tracking server (e.g. http://mlflow:5000): when set, model "
+        "versions are read from its Model Registry and a deploy moves the alias named after "
+        "the environment; without it the bot's built-in registry is used.",
+    )
 
 
 class WorkersSettings(BaseModel):
@@ -396,6 +449,7 @@ class Settings(BaseSettings):
     webhook: WebhookSettings = Field(default_factory=WebhookSettings)
     workers: WorkersSettings = Field(default_factory=WorkersSettings)
     deploy: DeploySettings = Field(default_factory=DeploySettings)
+    mlflow: MlflowSettings = Field(default_factory=MlflowSettings)
 
     @cached_property
     def index_dir(self) -> Path:

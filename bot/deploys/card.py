@@ -16,15 +16,20 @@ from slack_sdk.models.blocks import (
 )
 
 from bot.db import as_utc
-from bot.deploys.requests import PENDING, DeployApproval, DeployRequest
+from bot.deploys.requests import PENDING, VERIFYING, DeployApproval, DeployRequest
 from bot.slack.render import escape
 
 APPROVE, REJECT = "deploy_approve", "deploy_reject"
+#: On a verification that waits for a person (inconclusive; failed with rollback=ask).
+PROMOTE, ROLLBACK = "deploy_promote", "deploy_rollback"
+BUTTONS = (APPROVE, REJECT, PROMOTE, ROLLBACK)
 STATE_TEXT = {
     "pending": "waiting for approval",
     "approved": "approved",
     "running": "deploying…",
     "verifying": "verifying…",
+    "verifying:inconclusive": "verification inconclusive: promote or roll back?",
+    "verifying:failed": "verification failed: roll back?",
     "succeeded": "deployed",
     "failed": "failed",
     "rolled_back": "rolled back",
@@ -39,11 +44,16 @@ def _when(moment: datetime | None) -> str:
     return f"{moment:%Y-%m-%d %H:%M} UTC" if moment else "—"
 
 
+def _state(request: DeployRequest) -> str:
+    key = f"{request.state}:{request.verdict}" if request.verdict else request.state
+    return STATE_TEXT.get(key, request.state)
+
+
 def card_text(request: DeployRequest) -> str:
     verb = "Roll back" if request.action == "rollback" else "Deploy"
     return (
         f"{verb} {request.model} {request.from_version or '(nothing live)'} → {request.version} "
-        f"in {request.env}: {STATE_TEXT.get(request.state, request.state)}"
+        f"in {request.env}: {_state(request)}"
     )
 
 
@@ -67,9 +77,7 @@ def card_blocks(
         f"*Digest*\n`{escape(str(plan.get('sha256') or 'not a local file'))[:80]}`",
     ]
     blocks: list[Block] = [
-        HeaderBlock(
-            text=f"{verb} request #{request.id}: {STATE_TEXT.get(request.state, '')}"[:150]
-        ),
+        HeaderBlock(text=f"{verb} request #{request.id}: {_state(request)}"[:150]),
         SectionBlock(fields=[MarkdownTextObject(text=f) for f in fields]),
         SectionBlock(
             text=MarkdownTextObject(text=f"*Serving parameters that change*\n{change_text}")
@@ -102,4 +110,11 @@ def card_blocks(
                 ],
             )
         )
+    elif request.state == VERIFYING and request.verdict:
+        value = f"{request.id}:{request.plan_hash[:16]}"
+        buttons = [ButtonElement(text="Roll back", action_id=ROLLBACK, value=value, style="danger")]
+        if request.verdict == "inconclusive":
+            buttons.insert(0, ButtonElement(text="Promote", action_id=PROMOTE, value=value,
+                                            style="primary"))  # fmt: skip
+        blocks.append(ActionsBlock(block_id=f"verdict:{request.id}", elements=list(buttons)))
     return blocks

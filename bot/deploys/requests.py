@@ -58,6 +58,15 @@ class DeployRequest(SQLModel, table=True):
     card_ts: str = Field(default="", max_length=32)
     thread_id: str = Field(default="", max_length=128, description="the agent thread paused")
     executions: int = Field(default=0, description="times the target's deploy step ran")
+    verdict: str = Field(
+        default="", max_length=16,
+        description="a verification waiting for a person: inconclusive (Promote / Roll back) "
+        "or failed (Roll back, with OPSBOT_DEPLOY_ROLLBACK=ask)",
+    )  # fmt: skip
+    handles: dict[str, Any] = Field(
+        default_factory=dict, sa_column=Column(JSON, nullable=False, server_default="{}"),
+        description="the target's handles of the old and the new version (to finish later)",
+    )  # fmt: skip
     note: str = Field(default="", max_length=2000)
     created_at: datetime = _tz(default_factory=_now)
     expires_at: datetime = _tz(default_factory=_now)

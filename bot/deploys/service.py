@@ -12,18 +12,20 @@ from typing import TYPE_CHECKING, Any
 from slack_sdk.errors import SlackApiError
 
 from bot.db import as_utc
-from bot.deploys.card import APPROVE, card_blocks, card_text
-from bot.deploys.local import LocalTarget
+from bot.deploys.card import APPROVE, PROMOTE, ROLLBACK, card_blocks, card_text
 from bot.deploys.policy import Approvers
 from bot.deploys.requests import (
     APPROVED,
     PENDING,
     REJECTED,
     SUCCEEDED,
+    VERIFYING,
     BusyError,
     DeployRequest,
     Requests,
 )
+from bot.deploys.targets import make_target
+from bot.deploys.targets.base import TargetError
 from bot.slack import render
 from bot.slack.delivery import Delivery
 from bot.store import conversation_id
@@ -48,7 +50,7 @@ class Deploys:
         self.registry = Registry(services.store.engine)
         self.requests = Requests(services.store.engine)
         self.approvers = Approvers(self.settings, services.client)
-        self.target = LocalTarget(services.store.engine, services.settings.data_dir)
+        self.target = make_target(services.settings, services.store.engine)
 
     # -- plans ---------------------------------------------------------------------------
     def plan(self, action: str, model: str, version: str | None, env: str) -> dict[str, Any]:
@@ -130,6 +132,10 @@ class Deploys:
         action = WRITE_TOOLS[call["tool"]]
         env = args.get("env") or self.settings.default_env
         plan = self.plan(action, args["model"], args.get("version"), env)
+        try:
+            self.target.preflight(plan)
+        except TargetError as exc:
+            raise ToolError(f"the {self.target.name} target cannot run it: {exc}") from None
         request = DeployRequest(
             action=action, model=args["model"], env=env, version=plan["version"],
             from_version=plan["from_version"], plan=plan, plan_hash="",
@@ -210,6 +216,9 @@ class _Click:
             await self.tell(run, p, "That deploy request does not exist in this channel.")
             return
         assert request.id is not None
+        if p["action_id"] in (PROMOTE, ROLLBACK):
+            await self.conclude(run, p, request)
+            return
         if request.state != PENDING:
             await self.tell(run, p, await self.decided_text(request))
             await d.show(request)
@@ -250,6 +259,31 @@ class _Click:
         latest = await asyncio.to_thread(d.requests.get, request.id)
         assert latest is not None
         await d.show(latest)
+
+    async def conclude(self, run: JobRun, p: dict[str, Any], request: DeployRequest) -> None:
+        """Promote / Roll back on a verification that waits for a person (policy applies;
+        the first decision is the one: its job is recorded once per request)."""
+        from bot.deploys.execute import conclude_job
+
+        d = self.deploys
+        if request.state != VERIFYING or not request.verdict:
+            await self.tell(run, p, await self.decided_text(request))
+            return
+        if refusal := await d.approvers.refusal(request.env, p["user"], request.requested_by):
+            await self.tell(run, p, f"You cannot decide this deploy: {refusal}.")
+            return
+        decision = "promote" if p["action_id"] == PROMOTE else "rollback"
+        fresh = await asyncio.to_thread(
+            d.services.queue.enqueue, conclude_job(request, decision, p["user"])
+        )
+        if not fresh:
+            await self.tell(run, p, f"Deploy #{request.id} is being decided already.")
+            return
+        await asyncio.to_thread(
+            d.services.store.audit, source="deploy", user=p["user"], action=decision,
+            channel=request.channel, text=f"#{request.id} {request.model} {request.version} "
+            f"in {request.env} after a verification {request.verdict}",
+        )  # fmt: skip
 
     def _replan(self, request: DeployRequest) -> DeployRequest | None:
         """The request with its new plan when what it would do changed; else None."""

@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from bot import metrics
-from bot.deploys.local import ModelServing
+from bot.deploys.serving import ModelServing
 
 HOP_HEADERS = {"host", "content-length", "connection", "transfer-encoding", "keep-alive"}
 TIMEOUT_S = 300.0

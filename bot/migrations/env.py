@@ -5,8 +5,8 @@ from __future__ import annotations
 from alembic import context
 from sqlmodel import SQLModel
 
-import bot.deploys.local  # noqa: F401
 import bot.deploys.requests  # noqa: F401
+import bot.deploys.serving  # noqa: F401
 import bot.store  # noqa: F401  (the tables, for autogenerate)
 import bot.work.queue  # noqa: F401
 import tools.deploy.registry  # noqa: F401

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
 
 from bot import metrics
-from bot.deploys.card import APPROVE, REJECT
+from bot.deploys.card import BUTTONS
 from bot.deploys.service import click_job
 from bot.errors import first_error
 from bot.services import Services
@@ -237,7 +237,7 @@ def register_intake(app: AsyncApp, services: Services) -> None:
         metrics.SLACK_REQUESTS.labels("action", "accepted" if fresh else "duplicate").inc()
         metrics.ACK_LATENCY.labels("action").observe(time.monotonic() - started)
 
-    for action_id in (APPROVE, REJECT):
+    for action_id in BUTTONS:
         app.action(action_id)(on_click)
 
     async def take(

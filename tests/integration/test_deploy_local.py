@@ -13,8 +13,9 @@ import httpx
 import pytest
 from sqlmodel import Session, select
 
-from bot.deploys.local import LocalTarget, ModelServing
 from bot.deploys.requests import FAILED, ROLLED_BACK, SUCCEEDED, Requests
+from bot.deploys.serving import ModelServing
+from bot.deploys.targets.local import stop
 from bot.llm_server import LocalModelError, embedded_model_file
 from bot.settings import Settings
 from bot.slack.standin import SignedSender, SlackStandIn
@@ -53,10 +54,10 @@ def local_bot(bot_settings: Settings, gemma: Path) -> Iterator[tuple[SignedSende
             yield SignedSender(url, SECRET), url.removesuffix("/slack/events"), settings
     finally:  # model servers outlive the bot by design; the test's go with it
         engine = Store(settings.database_url).engine
-        target = LocalTarget(engine, settings.data_dir)
         with Session(engine) as session:
             for row in session.exec(select(ModelServing)):
-                target.stop(row.pid)
+                if row.pid:
+                    stop(row.pid)
 
 
 def deploy(sender: SignedSender, standin: SlackStandIn, version: str) -> None:
@@ -145,10 +146,10 @@ def checked_bot(
             yield SignedSender(url, SECRET), url.removesuffix("/slack/events"), settings, checks
     finally:
         engine = Store(settings.database_url).engine
-        target = LocalTarget(engine, settings.data_dir)
         with Session(engine) as session:
             for row in session.exec(select(ModelServing)):
-                target.stop(row.pid)
+                if row.pid:
+                    stop(row.pid)
 
 
 CHECK = """gemma:

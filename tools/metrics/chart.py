@@ -30,9 +30,12 @@ class Chart:
     labels: list[str]
 
 
-def render_chart(samples: list[Sample], title: str, path: Path, *, rest: int = 0) -> Chart:
+def render_chart(
+    samples: list[Sample], title: str, path: Path, *, rest: int = 0,
+    marks: list[tuple[float, str]] | None = None,
+) -> Chart:  # fmt: skip
     """Draw ``samples`` (at most len(COLOURS)) to ``path``; ``rest`` series not drawn are
-    counted in the title."""
+    counted in the title; ``marks`` are moments (unix time, label) drawn as dashed lines."""
     if len(samples) > len(COLOURS):
         raise ValueError(f"at most {len(COLOURS)} series per chart")
     varying = varying_labels(samples)
@@ -46,6 +49,11 @@ def render_chart(samples: list[Sample], title: str, path: Path, *, rest: int = 0
                 label = label[: LEGEND_CHARS - 1] + "…"
             ax.plot(times, [v for _, v in sample.points], color=colour, linewidth=1.6, label=label)
             labels.append(label)
+        for moment, text in marks or []:
+            at = mdates.date2num(datetime.fromtimestamp(moment, UTC))
+            ax.axvline(at, color="0.35", linestyle="--", linewidth=1.2)
+            ax.annotate(text, (at, 1.0), xycoords=("data", "axes fraction"), fontsize=8,
+                        xytext=(3, -12), textcoords="offset points")  # fmt: skip
         locator = mdates.AutoDateLocator(tz=UTC)
         ax.xaxis.set_major_locator(locator)
         ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator, tz=UTC))
