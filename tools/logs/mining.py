@@ -1,5 +1,5 @@
-"""Log template mining: generic variable masking, then drain3, one configuration for every
-source.
+"""Log template mining: generic variable masking, then Drain (``tools.logs.drain``), one
+configuration for every source.
 
 Masking does most of the work. Every whitespace token that holds a variable becomes
 ``<*>``: a token with a digit (numbers, hex, IPs, UUIDs, ids such as ``blk_-123`` or
@@ -10,7 +10,7 @@ value are kept (``(HWID=1973),`` becomes ``(HWID=<*>),``). Runs of masks are the
 into one, with the units and time zones that follow them (``5.2 KB``, ``Thu Aug 4
 15:29:45 PDT 2005``, ``3 4 5 6``), so lists and values of any length give one template.
 
-What is left after masking is nearly all constant text, so drain3 clusters with a high
+What is left after masking is nearly all constant text, so Drain clusters with a high
 similarity threshold: a line joins a template only when at least ``SIMILARITY`` of its
 tokens match it (masks match masks), i.e. at most one differing word in twenty. Lower
 thresholds merge templates that differ by one constant word (``VM Paused`` /
@@ -25,26 +25,25 @@ from collections.abc import Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from drain3 import TemplateMiner
-from drain3.drain import LogCluster
-from drain3.template_miner_config import TemplateMinerConfig
-
+from tools.logs.drain import Drain, LogCluster
 from tools.logs.headers import MONTHS, split_header
 
 MASK = "<*>"
 #: A line joins a template when at least this share of its tokens match the template.
 SIMILARITY = 0.95
-#: drain3 prefix-tree depth: token count, then the first token, then the clusters.
+#: Drain's tree depth: token count, then the first token, then the clusters.
 TREE_DEPTH = 4
+#: Children of a tree node; past this, further first tokens share its wildcard child.
+MAX_CHILDREN = 100
 #: Templates kept; past this the least recently used is dropped (bounded memory).
 MAX_CLUSTERS = 20_000
 #: Distinct tokens whose masked form is remembered; the cache is emptied when full.
 TOKEN_CACHE_SIZE = 100_000
 #: Distinct masked messages whose template is remembered (most lines repeat a masked
-#: message exactly, and then skip drain3); emptied when full.
+#: message exactly, and then skip Drain); emptied when full.
 MESSAGE_CACHE_SIZE = 50_000
-#: drain3 marks the positions it generalises itself with this (shown as ``<*>``): it must
-#: differ from MASK, since drain3 does not count its own wildcards as matching tokens.
+#: Drain marks the positions it generalises itself with this (shown as ``<*>``): it must
+#: differ from MASK, since Drain does not count its own wildcards as matching tokens.
 _DRAIN_WILDCARD = "<**>"
 
 _DIGIT = re.compile(r"\d")
@@ -162,18 +161,16 @@ class ParsedLine:
     level: str | None  # normalised: DEBUG/INFO/WARN/ERROR/FATAL/... when recognised
 
 
-def miner_config() -> TemplateMinerConfig:
-    """drain3 settings: masking is done before drain3 (see ``Masker``)."""
-    config = TemplateMinerConfig()
-    config.masking_instructions = []
-    config.mask_prefix, config.mask_suffix = "<*", ">"  # drain3's own wildcard: <**>
-    config.drain_sim_th = SIMILARITY
-    config.drain_depth = TREE_DEPTH
-    config.drain_max_clusters = MAX_CLUSTERS
-    config.drain_extra_delimiters = []
-    config.parametrize_numeric_tokens = True
-    config.profiling_enabled = False
-    return config
+def new_drain() -> Drain:
+    """Drain with this module's settings; masking is done before Drain (see ``Masker``)."""
+    return Drain(
+        depth=TREE_DEPTH,
+        similarity=SIMILARITY,
+        max_children=MAX_CHILDREN,
+        max_clusters=MAX_CLUSTERS,
+        wildcard=_DRAIN_WILDCARD,
+        parametrize_numeric_tokens=True,
+    )
 
 
 class LogParser:
@@ -182,20 +179,19 @@ class LogParser:
     def __init__(self, *, content_only: bool = False) -> None:
         self.content_only = content_only
         self._masker = Masker()
-        self._miner = TemplateMiner(config=miner_config())
+        self._drain = new_drain()
         self._known: dict[str, LogCluster] = {}
 
     def _cluster(self, message: str) -> LogCluster:
-        """The template of a masked message: drain3's, remembered for exact repeats."""
+        """The template of a masked message: Drain's, remembered for exact repeats."""
         cluster = self._known.get(message)
         if cluster is not None:
             return cluster
-        drain = self._miner.drain
-        cluster, change = drain.add_log_message(message)
+        cluster, change = self._drain.add(message)
         if len(self._known) >= MESSAGE_CACHE_SIZE or (
-            change == "cluster_created" and len(drain.id_to_cluster) >= MAX_CLUSTERS
+            change == "cluster_created" and len(self._drain) >= MAX_CLUSTERS
         ):
-            self._known.clear()  # full, or drain3 may have dropped a remembered template
+            self._known.clear()  # full, or Drain may have dropped a remembered template
         self._known[message] = cluster
         return cluster
 
@@ -210,7 +206,7 @@ class LogParser:
             raw=raw,
             content=content,
             template_id=cluster.cluster_id,
-            template=_shown(cluster.get_template()),
+            template=_shown(cluster.template),
             timestamp=timestamp,
             level=level,
         )
@@ -223,12 +219,12 @@ class LogParser:
 
     def templates(self) -> dict[int, str]:
         """Each template's current text (templates generalise as more lines arrive)."""
-        return {c.cluster_id: _shown(c.get_template()) for c in self._miner.drain.clusters}
+        return {c.cluster_id: _shown(c.template) for c in self._drain.clusters}
 
     def template_of(self, template_id: int) -> str:
         """The current text of a template, or ``""`` for an unknown (or dropped) id."""
-        cluster = self._miner.drain.id_to_cluster.get(template_id)
-        return _shown(cluster.get_template()) if cluster is not None else ""
+        cluster = self._drain.get(template_id)
+        return _shown(cluster.template) if cluster is not None else ""
 
 
 def _shown(template: str) -> str:
