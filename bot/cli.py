@@ -20,6 +20,7 @@ from bot.settings import EMBEDDED_MODEL, Settings, SettingsError, load_settings
 if TYPE_CHECKING:
     from bot.deploys.requests import Requests
     from bot.store import Store
+    from tools.deploy.mlflow_registry import MlflowRegistry
     from tools.deploy.registry import Registry
 
 app = typer.Typer(
@@ -74,7 +75,6 @@ def main_callback() -> None:
         "httpx",
         "sentence_transformers",
         "faiss",
-        "drain3",
         "knowledge.build",
         "alembic",
     ):
@@ -380,13 +380,14 @@ def db_current() -> None:
                f"head {head_revision()}")  # fmt: skip
 
 
-def _deploy_parts(settings: Settings) -> tuple[Store, Registry, Requests]:
+def _deploy_parts(settings: Settings) -> tuple[Store, Registry | MlflowRegistry, Requests]:
     from bot.deploys.requests import Requests
     from bot.store import Store
-    from tools.deploy.registry import Registry
+    from tools.deploy.registry import open_registry
 
     store = Store(settings.database_url)
-    return store, Registry(store.engine), Requests(store.engine)
+    registry = open_registry(settings.mlflow.tracking_uri, store.engine)
+    return store, registry, Requests(store.engine)
 
 
 @model_app.command("register")

@@ -1,7 +1,8 @@
 """The lock files cannot drift from pyproject.toml silently: every dependency that pyproject
-names (runtime, dev, local-llm) is pinned in requirements/lock.txt at a version its range
-allows, the runtime ones in requirements/lock-runtime.txt too, with the same versions.
-After a change to the dependencies in pyproject.toml, `make lock` brings both up to date."""
+names (runtime, dev, local-llm, mlflow, kubernetes) is pinned in requirements/lock.txt at a
+version its range allows, the runtime ones in requirements/lock-runtime.txt too, with the
+same versions. After a change to the dependencies in pyproject.toml, `make lock` brings both
+up to date."""
 
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ from packaging.version import Version
 ROOT = Path(__file__).resolve().parents[1]
 LOCK = ROOT / "requirements" / "lock.txt"
 RUNTIME_LOCK = ROOT / "requirements" / "lock-runtime.txt"
-LOCKED_EXTRAS = ("dev", "local-llm")  # what `make test` installs; never "gpu"
+#: What `make test` installs; never "gpu".
+LOCKED_EXTRAS = ("dev", "local-llm", "mlflow", "kubernetes")
 FIX = "run `make lock` and commit requirements/"
 
 

@@ -26,7 +26,7 @@ def checks_chart(
     (the verification itself has said why)."""
     end = time.time()
     start = switched_at - max(BEFORE_S, end - switched_at)
-    step = max(1.0, (end - start) / POINTS)
+    step = float(max(1, round((end - start) / POINTS)))  # whole seconds: Prometheus durations
     samples: list[Sample] = []
     try:
         with Prometheus(settings, query_timeout=settings.query_timeout) as prometheus:
@@ -34,7 +34,7 @@ def checks_chart(
                 for sample in prometheus.range(check.query, _at(start), _at(end), step):
                     samples.append(Sample({"check": check.name, **sample.labels}, sample.points))
     except Exception as exc:  # a chart is extra: never fail the deploy for it
-        log.info("no verification chart: %s", type(exc).__name__)
+        log.info("no verification chart: %s: %s", type(exc).__name__, str(exc)[:300])
         return None
     if not samples:
         return None

@@ -15,6 +15,7 @@ instead of starting a second server, and a later click can finish the deploy.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from typing import TYPE_CHECKING, Any
@@ -109,8 +110,11 @@ class Execution:
                 await self.fail(request, delivery, str(exc))
                 return
             await asyncio.to_thread(self.target.switch, request.model, request.env, started)
-            await asyncio.to_thread(d.registry.set_live, request.model, request.env,
-                                    request.version)  # fmt: skip
+            await asyncio.to_thread(
+                functools.partial(d.registry.set_live, request.model, request.env,
+                                  request.version, by=request.requested_by,
+                                  why=f"{request.action} #{request.id}")
+            )  # fmt: skip
             await asyncio.to_thread(d.requests.move, request_id, RUNNING, VERIFYING)
             await run.record(switched_at=time.time())
         switched_at = float(run.progress["switched_at"])
@@ -218,8 +222,11 @@ class Execution:
         if before is not None or started is not None:
             await asyncio.to_thread(self.target.restore, request.model, request.env, before)
         if request.from_version:
-            await asyncio.to_thread(d.registry.set_live, request.model, request.env,
-                                    request.from_version)  # fmt: skip
+            await asyncio.to_thread(
+                functools.partial(d.registry.set_live, request.model, request.env,
+                                  request.from_version, by=by or "opsbot",
+                                  why=f"#{request.id} rolled back: {reason[:200]}")
+            )  # fmt: skip
         if started is not None:
             await asyncio.to_thread(self.target.abandon, started)
         await self.fail(request, delivery, reason, rolled_back=bool(request.from_version), by=by)

@@ -33,7 +33,7 @@ from bot.work.queue import ANSWERS, JobBase
 from bot.work.workers import Handler, JobRun
 from tools.base import ToolError
 from tools.deploy.analysis import Check, load_checks
-from tools.deploy.registry import Registry
+from tools.deploy.registry import open_registry
 
 if TYPE_CHECKING:
     from bot.agent.service import PendingApproval
@@ -47,7 +47,7 @@ class Deploys:
     def __init__(self, services: Services) -> None:
         self.services = services
         self.settings = services.settings.deploy
-        self.registry = Registry(services.store.engine)
+        self.registry = open_registry(services.settings.mlflow.tracking_uri, services.store.engine)
         self.requests = Requests(services.store.engine)
         self.approvers = Approvers(self.settings, services.client)
         self.target = make_target(services.settings, services.store.engine)

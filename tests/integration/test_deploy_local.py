@@ -16,7 +16,6 @@ from sqlmodel import Session, select
 from bot.deploys.requests import FAILED, ROLLED_BACK, SUCCEEDED, Requests
 from bot.deploys.serving import ModelServing
 from bot.deploys.targets.local import stop
-from bot.llm_server import LocalModelError, embedded_model_file
 from bot.settings import Settings
 from bot.slack.standin import SignedSender, SlackStandIn
 from bot.store import Store
@@ -28,14 +27,6 @@ from tests.promstack import PromStack
 from tools.deploy.registry import Registry
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def gemma(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    try:
-        return embedded_model_file(tmp_path_factory.mktemp("models"))
-    except LocalModelError as exc:
-        pytest.skip(f"LOUD SKIP: the packaged Gemma GGUF is not installed ({exc})")
 
 
 @pytest.fixture

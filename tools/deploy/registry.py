@@ -12,13 +12,16 @@ import hashlib
 import re
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import JSON, Column, DateTime, Engine, UniqueConstraint
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from tools.base import ToolError
+
+if TYPE_CHECKING:
+    from tools.deploy.mlflow_registry import MlflowRegistry
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 REMOTE_SCHEMES = ("hf://", "s3://", "gs://", "runs:/", "models:/", "http://", "https://")
@@ -148,7 +151,9 @@ class Registry:
             row = session.get(ModelLive, (model, env))
             return row.version if row else None
 
-    def set_live(self, model: str, env: str, version: str) -> None:
+    def set_live(self, model: str, env: str, version: str, *, by: str = "opsbot",
+                 why: str = "") -> None:  # fmt: skip
+        """What serves now (who and why are in the deploy requests' history)."""
         with Session(self.engine) as session:
             row = session.get(ModelLive, (model, env)) or ModelLive(
                 model=model, env=env, version=version
@@ -156,3 +161,12 @@ class Registry:
             row.version, row.since = version, _now()
             session.add(row)
             session.commit()
+
+
+def open_registry(tracking_uri: str | None, engine: Engine) -> Registry | MlflowRegistry:
+    """MLflow's Model Registry when a tracking URI is set, else the built-in one."""
+    if tracking_uri:
+        from tools.deploy.mlflow_registry import MlflowRegistry
+
+        return MlflowRegistry(tracking_uri, engine)
+    return Registry(engine)

@@ -27,6 +27,8 @@ from bot.deploys.targets.base import Live, Started, TargetError, served_name
 from bot.llm_server import LocalModelError, llama_server_command
 from bot.net import free_port
 from bot.settings import Settings
+from tools.base import ToolError
+from tools.deploy.mlflow_registry import MLFLOW_SCHEMES, fetch_artifact
 
 DRAIN_S = 2.0
 
@@ -40,7 +42,26 @@ class LocalTarget:
         self.models_dir = settings.data_dir / "models"
 
     def preflight(self, plan: dict[str, Any]) -> None:
+        if str(plan["uri"]).startswith(MLFLOW_SCHEMES):
+            if not self.settings.mlflow.tracking_uri:
+                raise TargetError(f"{plan['uri']} is an MLflow URI: set OPSBOT_MLFLOW_TRACKING_URI")
+            return  # fetched at start (checked against its sha256 there)
         self._command(plan, port=0)
+
+    def _weights(self, plan: dict[str, Any]) -> dict[str, Any]:
+        """The plan with a local path for weights kept in MLflow (downloaded once)."""
+        uri = str(plan["uri"])
+        if not uri.startswith(MLFLOW_SCHEMES) or not self.settings.mlflow.tracking_uri:
+            return plan
+        dest = self.settings.data_dir / "artifacts" / plan["model"] / plan["version"]
+        try:
+            local = fetch_artifact(self.settings.mlflow.tracking_uri, uri, dest, plan.get("sha256"))
+        except ToolError as exc:
+            raise TargetError(str(exc)) from None
+        except Exception as exc:  # MLflow's download errors: say which, keep serving the old
+            raise TargetError(f"could not fetch {uri} from MLflow ({type(exc).__name__}: "
+                              f"{str(exc)[:300]})") from None  # fmt: skip
+        return {**plan, "uri": str(local)}
 
     def current(self, model: str, env: str) -> Live | None:
         return self.serving.get(model, env)
@@ -74,7 +95,7 @@ class LocalTarget:
 
     def start(self, plan: dict[str, Any]) -> Started:
         port = free_port()
-        command = self._command(plan, port)
+        command = self._command(self._weights(plan), port)
         self.servers.mkdir(parents=True, exist_ok=True)
         log = self.servers / f"{plan['model']}-{plan['env']}-{plan['version']}-{port}.log"
         with log.open("ab") as out:
