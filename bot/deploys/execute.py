@@ -119,7 +119,7 @@ class Execution:
             await run.record(switched_at=time.time())
         switched_at = float(run.progress["switched_at"])
         problem = await self._smoke(request, started)
-        phase = CHECK_FAILED if problem else await self._analyse(request, delivery, switched_at)
+        phase = CHECK_FAILED if problem else await self._analyse(request, delivery)
         if phase == SUCCESSFUL:
             await self.succeed(request, delivery)
         elif phase == INCONCLUSIVE or (self.settings.rollback == "ask" and before is not None):
@@ -127,6 +127,8 @@ class Execution:
                            problem or f"verification {phase.lower()}")  # fmt: skip
         else:
             await self.roll_back(request, delivery, problem or f"verification {phase.lower()}")
+        if not problem:
+            await self._chart(request, delivery, switched_at)
 
     def _key(self, request_id: int) -> tuple[str, str]:
         request = self.deploys.requests.get(request_id)
@@ -158,9 +160,8 @@ class Execution:
             return f"the stable address answered {response.status_code} from {served!r}"
         return None
 
-    async def _analyse(self, request: DeployRequest, delivery: Delivery, switched_at: float) -> str:
-        """The checks of the model and environment, each measurement said in the thread, then
-        a chart of the checked series with the switch marked."""
+    async def _analyse(self, request: DeployRequest, delivery: Delivery) -> str:
+        """The checks of the model and environment, each measurement said in the thread."""
         if request.action == "rollback":  # back to a version that passed: health only
             return SUCCESSFUL
         checks = await asyncio.to_thread(self.deploys.checks_for, request.model, request.env)
@@ -184,13 +185,21 @@ class Execution:
         analysis = AnalysisRun(checks, measure, said)
         phase = await asyncio.to_thread(analysis.run)
         await delivery.post_once("analysis_ts", f"Verification: {phase}.")
+        return phase
+
+    async def _chart(self, request: DeployRequest, delivery: Delivery, switched_at: float) -> None:
+        """The checked series with the switch marked (after the decision: a rollback never
+        waits for a drawing)."""
+        checks = await asyncio.to_thread(self.deploys.checks_for, request.model, request.env)
+        if request.action == "rollback" or not checks:
+            return
+        settings = self.deploys.services.settings.prometheus
         path = self.deploys.services.settings.data_dir / "charts" / f"deploy-{request.id}.png"
         title = f"{request.model} {request.version} in {request.env}"
         drawn = await asyncio.to_thread(checks_chart, settings, checks, switched_at, path, title)
         if drawn is not None:
             await delivery.upload_once("chart", "verification", file=str(drawn),
                                        filename=drawn.name)  # fmt: skip
-        return phase
 
     # -- endings -------------------------------------------------------------------------
     async def succeed(self, request: DeployRequest, delivery: Delivery, by: str = "") -> None:

@@ -5,6 +5,7 @@ compare-and-set, and resume the agent's paused thread with the decision."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -16,6 +17,7 @@ from bot.deploys.card import APPROVE, PROMOTE, ROLLBACK, card_blocks, card_text
 from bot.deploys.policy import Approvers
 from bot.deploys.requests import (
     APPROVED,
+    CANCELLED,
     PENDING,
     REJECTED,
     SUCCEEDED,
@@ -190,6 +192,34 @@ class Deploys:
             f"Request #{request_id} is approved: deploying {request.model} {request.version} "
             f"to {request.env} on the {self.settings.target} target."
         )
+
+    async def cancel(self, request_id: int, user: str) -> str:
+        """A pending request withdrawn by its requester or an approver (pending →
+        cancelled, by compare-and-set): the card loses its buttons and the paused thread
+        resumes with the refusal."""
+        request = await asyncio.to_thread(self.requests.get, request_id)
+        if request is None:
+            raise ToolError(f"there is no deploy request #{request_id}")
+        if user != request.requested_by and await self.approvers.refusal(request.env, user, ""):
+            raise ToolError(f"only <@{request.requested_by}> or an approver of {request.env} "
+                            f"may cancel request #{request_id}")  # fmt: skip
+        if not await asyncio.to_thread(self.requests.move, request_id, PENDING, CANCELLED):
+            raise ToolError(f"request #{request_id} is {request.state}; only a pending one "
+                            "can be cancelled")  # fmt: skip
+        await asyncio.to_thread(
+            self.services.store.audit, source="deploy", user=user, action="cancel",
+            channel=request.channel, text=f"#{request_id} {request.model} {request.version} "
+            f"in {request.env}",
+        )  # fmt: skip
+        latest = await asyncio.to_thread(self.requests.get, request_id)
+        assert latest is not None
+        await self.show(latest, note=f"Cancelled by <@{user}>.")
+        agent = self.services.agent
+        if agent is not None and request.thread_id:
+            with contextlib.suppress(ValueError):  # not paused any more
+                await agent.resume(request.thread_id, {"approved": False, "by": user,
+                                                       "reason": "cancelled"})  # fmt: skip
+        return f"Request #{request_id} is cancelled."
 
 
 def click_job(payload: dict[str, Any], thread_ts: str | None) -> JobBase:

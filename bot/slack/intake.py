@@ -51,6 +51,7 @@ NEEDS_TEXT = {
     "rollback": "Name a model and optionally an environment, e.g. `/ops rollback summarizer prod`.",
     "model": "`/ops model register NAME VERSION URI [key=value …]`",
     "deployments": "`/ops deployments MODEL [ENV]`",
+    "cancel": "`/ops cancel REQUEST` (a pending deploy request, by its number)",
 }
 #: Message subtypes a person's thread reply can have.
 PEOPLE_SUBTYPES = (None, "file_share", "thread_broadcast")

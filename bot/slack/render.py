@@ -41,6 +41,7 @@ HELP = [
         "`/ops deploy MODEL VERSION [ENV]` / `/ops rollback MODEL [ENV]`",
         "ask for a deploy or rollback: a card that authorised approvers decide",
     ),
+    ("`/ops cancel REQUEST`", "withdraw a pending deploy request (its requester or an approver)"),
     ("`/ops deployments MODEL [ENV]` / `/ops audit [N]`", "what was asked, approved and done"),
     (
         "`@opsbot <question>`",

@@ -17,10 +17,11 @@ from tools.deploy.registry import parse_params
 if TYPE_CHECKING:
     from bot.services import Services
 
-LOOKUPS = ("models", "model", "deployments", "audit")
+LOOKUPS = ("models", "model", "deployments", "audit", "cancel")
 USAGE = {
     "model": "`/ops model register NAME VERSION URI [key=value …]`",
     "deployments": "`/ops deployments MODEL [ENV]`",
+    "cancel": "`/ops cancel REQUEST`",
 }
 
 
@@ -41,7 +42,10 @@ class _Lookup:
         if run.progress.get("answered"):
             return
         try:
-            text = await asyncio.to_thread(self.answer, p["sub"], p["text"], p["user"])
+            if p["sub"] == "cancel":
+                text = await self.cancel(p["text"], p["user"])
+            else:
+                text = await asyncio.to_thread(self.answer, p["sub"], p["text"], p["user"])
         except ToolError as exc:
             text = str(exc)
         if p.get("response_url"):
@@ -54,6 +58,14 @@ class _Lookup:
 
     async def give_up(self, run: JobRun, error: BaseException) -> None:
         return None
+
+    async def cancel(self, text: str, user: str) -> str:
+        words = text.split()
+        if len(words) != 1 or not words[0].lstrip("#").isdigit():
+            raise ToolError(f"Usage: {USAGE['cancel']}")
+        deploys = self.services.deploys
+        assert deploys is not None
+        return await deploys.cancel(int(words[0].lstrip("#")), user)
 
     def answer(self, sub: str, text: str, user: str) -> str:
         deploys = self.services.deploys

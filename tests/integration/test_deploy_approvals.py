@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bot.deploys.requests import APPROVED, PENDING, REJECTED, Requests
+from bot.deploys.requests import APPROVED, CANCELLED, PENDING, REJECTED, Requests
 from bot.settings import Settings
 from bot.slack.standin import RecordedCall, SignedSender, SlackStandIn
 from bot.store import Store
@@ -163,6 +163,29 @@ def test_a_second_request_is_refused_and_a_rejection_ends_the_first(
     requests = requests_of(deploy_settings)
     wait_until(lambda: requests.history("gemma")[0].state == REJECTED)
     standin.wait_for("chat.postMessage", lambda c: "rejected by" in c.params["text"], 30)
+
+
+def test_a_pending_request_is_cancelled_by_its_requester_not_by_others(
+    bot: SignedSender, standin: SlackStandIn, deploy_settings: Settings
+) -> None:
+    bot.slash_command("deploy gemma v2 staging", user_id=ALICE)
+    shown = card(standin)
+    requests = requests_of(deploy_settings)
+    (request,) = requests.history("gemma")
+    url = standin.response_url()
+    bot.slash_command(f"cancel {request.id}", user_id=EVE, response_url=url)  # neither
+    refused = standin.wait_for("response_url", lambda c: "may cancel" in json.dumps(c.params))
+    assert ALICE in json.dumps(refused.params) and requests.get(request.id).state == PENDING  # type: ignore[arg-type, union-attr]
+    bot.slash_command(f"cancel #{request.id}", user_id=ALICE, response_url=url)
+    standin.wait_for("response_url", lambda c: "is cancelled" in json.dumps(c.params))
+    assert requests.get(request.id).state == CANCELLED  # type: ignore[arg-type, union-attr]
+    drawn = standin.wait_for("chat.update", lambda c: "cancelled" in c.params["text"], 30)
+    assert '"actions"' not in json.dumps(drawn.params["blocks"])  # the buttons are gone
+    click(bot, shown, BOB)  # a click on the cancelled card changes nothing
+    wait_until(lambda: any("already cancelled" in t for t in ephemerals(standin, BOB)))
+    assert requests.get(request.id).executions == 0  # type: ignore[arg-type, union-attr]
+    bot.slash_command(f"cancel {request.id}", user_id=ALICE, response_url=url)  # twice
+    standin.wait_for("response_url", lambda c: "only a pending one" in json.dumps(c.params))
 
 
 def test_unknown_versions_live_versions_and_bad_clicks_are_explained(

@@ -11,11 +11,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlmodel import Session, select
 
 from bot.deploys.requests import FAILED, ROLLED_BACK, SUCCEEDED, Requests
-from bot.deploys.serving import ModelServing
-from bot.deploys.targets.local import stop
+from bot.deploys.targets.local import stop_all
 from bot.settings import Settings
 from bot.slack.standin import SignedSender, SlackStandIn
 from bot.store import Store
@@ -44,11 +42,7 @@ def local_bot(bot_settings: Settings, gemma: Path) -> Iterator[tuple[SignedSende
         with running_bot(settings) as url:
             yield SignedSender(url, SECRET), url.removesuffix("/slack/events"), settings
     finally:  # model servers outlive the bot by design; the test's go with it
-        engine = Store(settings.database_url).engine
-        with Session(engine) as session:
-            for row in session.exec(select(ModelServing)):
-                if row.pid:
-                    stop(row.pid)
+        stop_all(settings.data_dir)
 
 
 def deploy(sender: SignedSender, standin: SlackStandIn, version: str) -> None:
@@ -136,11 +130,7 @@ def checked_bot(
         with running_bot(settings) as url:
             yield SignedSender(url, SECRET), url.removesuffix("/slack/events"), settings, checks
     finally:
-        engine = Store(settings.database_url).engine
-        with Session(engine) as session:
-            for row in session.exec(select(ModelServing)):
-                if row.pid:
-                    stop(row.pid)
+        stop_all(settings.data_dir)
 
 
 CHECK = """gemma:

@@ -9,11 +9,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlmodel import Session, select
 
 from bot.deploys.requests import FAILED, ROLLED_BACK, SUCCEEDED, Requests
-from bot.deploys.serving import ModelServing
-from bot.deploys.targets.local import stop
+from bot.deploys.targets.local import stop_all
 from bot.settings import Settings
 from bot.slack.standin import SignedSender, SlackStandIn
 from bot.store import Store
@@ -90,10 +88,7 @@ def mlflow_bot(
         with running_bot(settings) as url:
             yield SignedSender(url, SECRET), url.removesuffix("/slack/events"), settings, registry
     finally:
-        with Session(Store(settings.database_url).engine) as session:
-            for row in session.exec(select(ModelServing)):
-                if row.pid:
-                    stop(row.pid)
+        stop_all(settings.data_dir)
 
 
 def test_deploys_move_the_alias_and_a_rollback_moves_it_back(

@@ -11,11 +11,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlmodel import Session, select
 
 from bot.deploys.requests import FAILED, ROLLED_BACK, SUCCEEDED, VERIFYING, Requests
-from bot.deploys.serving import ModelServing
-from bot.deploys.targets.local import stop
+from bot.deploys.targets.local import stop_all
 from bot.net import free_port
 from bot.settings import Settings
 from bot.slack.standin import RecordedCall, SignedSender, SlackStandIn
@@ -91,10 +89,7 @@ def scraped(
             with running_bot(settings, port=port) as url:
                 yield SignedSender(url, SECRET), url.removesuffix("/slack/events"), settings, checks
         finally:
-            with Session(Store(settings.database_url).engine) as session:
-                for row in session.exec(select(ModelServing)):
-                    if row.pid:
-                        stop(row.pid)
+            stop_all(settings.data_dir)
 
 
 def served_by(base: str) -> str:

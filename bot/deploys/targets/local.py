@@ -102,6 +102,7 @@ class LocalTarget:
             proc = subprocess.Popen(  # its own session: it outlives a restart of the bot
                 command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
             )
+        log.with_suffix(".pid").write_text(str(proc.pid))
         ref = {"pid": proc.pid, "log": log.name, "vllm": command[1:2] == ["serve"]}
         return Started(plan["version"], served_name(plan), f"http://127.0.0.1:{port}/v1", ref)
 
@@ -154,6 +155,30 @@ def _answers(started: Started) -> bool:
         return done.status_code == 200
     except (httpx.HTTPError, ValueError, AttributeError):
         return False
+
+
+def stop_all(data_dir: Path) -> int:
+    """End every model server this data folder's bot started (its pid files); how many ran."""
+    stopped = 0
+    for pid_file in sorted((data_dir / "servers").glob("*.pid")):
+        try:
+            pid = int(pid_file.read_text())
+        except (OSError, ValueError):
+            continue
+        if _is_server(pid):
+            stop(pid)
+            stopped += 1
+        pid_file.unlink(missing_ok=True)
+    return stopped
+
+
+def _is_server(pid: int) -> bool:
+    """Still our model server (a pid can be reused after it ended)."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return alive(pid)
+    return b"llama_cpp.server" in cmdline or b"vllm" in cmdline
 
 
 def stop(pid: int, drain_s: float = 0.0) -> None:
