@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, cast
 
 import typer
 
+from bot.eval_cli import eval_app
 from bot.settings import EMBEDDED_MODEL, Settings, SettingsError, load_settings
 
 if TYPE_CHECKING:
@@ -41,6 +42,7 @@ model_app = typer.Typer(
 app.add_typer(model_app, name="model")
 deploy_app = typer.Typer(help="Deploy requests and what they did.", no_args_is_help=True)
 app.add_typer(deploy_app, name="deploy")
+app.add_typer(eval_app, name="eval")
 JsonOption = Annotated[bool, typer.Option("--json", help="JSON output.")]
 
 IndexOption = Annotated[

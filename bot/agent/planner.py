@@ -72,6 +72,8 @@ def plan_deterministic(
             if spec.intent is not None and spec.available(ctx):
                 parsed = spec.intent(question)
                 if parsed is not None:
+                    if attachments and "file" in fields(spec) and not parsed.get("file"):
+                        parsed["file"] = attachments[-1]  # the conversation's file
                     return [tool_call(spec.name, parsed)]
     if forced_tool:
         best = specs[forced_tool]

@@ -145,7 +145,9 @@ def test_approvals_racing_on_both_replicas_execute_one_deploy(
     from tools.deploy.registry import Registry
 
     store = Store(pg_database)
-    Registry(store.engine).register("gemma", "v1", "hf://org/gemma-v1", params={}, by="U0ALICE")
+    weights = tmp_path / "not-a-model.gguf"  # passes the local target's preflight, never starts
+    weights.write_bytes(b"not GGUF")
+    Registry(store.engine).register("gemma", "v1", str(weights), params={}, by="U0ALICE")
     approvers = '{"staging":["U0BOB","U0CAROL"]}'
 
     def replica(name: str) -> BotProcess:
@@ -183,10 +185,10 @@ def test_approvals_racing_on_both_replicas_execute_one_deploy(
             c.start()
         for c in clicks:
             c.join()
-        # the local target serves local GGUF files only: the one execution fails at start
+        # the file is no model: the one execution fails at start
         wait_until(lambda: requests.history("gemma")[0].state == FAILED)
         final = requests.history("gemma")[0]
-        assert final.executions == 1 and "local GGUF" in final.note
+        assert final.executions == 1 and "Failed to load model" in final.note
     finally:
         one.kill()
         two.kill()

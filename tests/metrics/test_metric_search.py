@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.metrics_questions import prometheus_settings
+from evals.scorers.metrics import prometheus_settings
 from tests.promstack import PromStack
 from tools.base import ToolContext
 from tools.metrics.client import PrometheusQueryError

@@ -10,6 +10,7 @@ import re
 
 from pydantic import BaseModel, Field
 
+from tools import intents
 from tools.base import Evidence, ToolContext, ToolError, ToolResult, register
 from tools.logs.rca import analyse
 from tools.logs.sources import file_source
@@ -36,6 +37,7 @@ class RcaLinesInput(BaseModel):
     args_schema=RcaLinesInput,
     status_text="collecting log lines…",
     keywords=("finding", "lines", "behind", "examples", "show"),
+    intent=intents.finding,
     query_arg="question",
 )
 def rca_lines(args: RcaLinesInput, ctx: ToolContext) -> ToolResult:

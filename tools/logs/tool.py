@@ -7,6 +7,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 
 from knowledge.index import IndexMismatchError, IndexMissingError, SearchHit
+from tools import intents
 from tools.base import Evidence, ToolContext, ToolError, ToolResult, register
 from tools.logs.loki import loki_source
 from tools.logs.rca import RcaReport, RunbookLookup, analyse, to_markdown
@@ -129,6 +130,7 @@ def from_loki(
     args_schema=LogRcaInput,
     status_text="analysing logs…",
     keywords=("log", "logs", "rca", "root", "cause", "attached", "stacktrace", "exception"),
+    intent=intents.pasted_logs,
     query_arg="text",
 )
 def log_rca(args: LogRcaInput, ctx: ToolContext) -> ToolResult:

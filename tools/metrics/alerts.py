@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from tools import intents
 from tools.base import Evidence, ToolContext, ToolError, ToolResult, register
 from tools.metrics.client import alertmanager_alerts
 from tools.metrics.durations import format_duration
@@ -134,6 +135,7 @@ def firing(ctx: ToolContext) -> tuple[list[AlertGroup], str]:
     args_schema=FiringAlertsInput,
     status_text="reading firing alerts…",
     keywords=("alerts", "firing", "paging", "pages", "alerting"),
+    intent=intents.alerts_of_severity,
     rate_group="prometheus",
     requires=("prometheus|alertmanager",),
 )

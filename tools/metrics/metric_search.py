@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from pydantic import BaseModel, Field
 
+from tools import intents
 from tools.base import Evidence, ToolContext, ToolResult, register
 from tools.metrics.client import Prometheus
 from tools.metrics.discovery import catalog_for, rank_families, series_names
@@ -53,6 +54,7 @@ def window() -> tuple[datetime, datetime]:
     args_schema=MetricSearchInput,
     status_text="looking up metrics…",
     keywords=("metric", "metrics", "names", "available", "exist", "exists", "discover"),
+    intent=intents.which_metrics,
     query_arg="query",
     rate_group="prometheus",
     requires=("prometheus",),

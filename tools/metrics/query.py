@@ -15,6 +15,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
+from tools import intents
 from tools.base import Evidence, ToolContext, ToolError, ToolResult, register
 from tools.metrics.chart import COLOURS, render_chart
 from tools.metrics.client import Prometheus, PrometheusQueryError, Sample
@@ -199,6 +200,7 @@ def query_metrics(ctx: ToolContext, promql: str, range_text: str, step: str | No
     args_schema=PrometheusQueryInput,
     status_text="querying Prometheus…",
     keywords=("promql",),
+    intent=intents.promql,
     query_arg="promql",
     rate_group="prometheus",
     requires=("prometheus",),

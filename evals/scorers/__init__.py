@@ -1,0 +1,47 @@
+"""One scorer per suite kind: it prepares what its cases run against (an index, a
+Prometheus), runs each case through the bot's real code and scores it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from evals.cases import CaseBase
+from evals.suite import Split, Suite
+
+
+@dataclass
+class Scored:
+    """One case's per-metric scores (only the metrics that apply to it), whether it passed,
+    and what the pipeline said (for reports)."""
+
+    scores: dict[str, float]
+    passed: bool
+    output: dict[str, Any] = field(default_factory=dict)
+
+
+class Scorer(Protocol):
+    def cases(self) -> Sequence[CaseBase]: ...
+
+    def score(self, case: Any) -> Scored: ...
+
+    def close(self) -> None: ...
+
+
+def make_scorer(
+    suite: Suite, split: Split, work: Path, *, prometheus_url: str | None = None
+) -> Scorer:
+    kind = suite.config.kind
+    if kind == "retrieval":
+        from evals.scorers.retrieval import RetrievalScorer
+
+        return RetrievalScorer(suite, split, work)
+    if kind == "metrics":
+        from evals.scorers.metrics import MetricsScorer
+
+        return MetricsScorer(suite, split, work, url=prometheus_url)
+    from evals.scorers.tools import ToolsScorer
+
+    return ToolsScorer(suite, split)

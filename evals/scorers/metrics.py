@@ -1,0 +1,113 @@
+"""Metric questions in words → PromQL, scored on results: the model-free reading of
+``tools.metrics.question`` (what the bot runs) against the gold query, both evaluated on the
+same Prometheus at the same time (the same window and step for questions with a range). A
+question with ``expect: null`` is right when the bot declines."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import SimpleNamespace
+
+from evals.cases import CaseBase, load_cases
+from evals.scorers import Scored
+from evals.suite import Split, Suite
+from tools.base import ToolContext
+from tools.metrics.client import Prometheus, Sample
+from tools.metrics.durations import parse_duration
+from tools.metrics.question import question_range, read_question
+
+REL_TOL = 1e-3
+RANGE_STEP = 60.0
+
+
+class MetricsCase(CaseBase):
+    question: str
+    expect: str | None
+    range: str | None = None
+
+
+def prometheus_settings(url: str) -> SimpleNamespace:
+    """The fields of bot.settings.PrometheusSettings the tools read, with defaults."""
+    from bot.settings import PrometheusSettings
+
+    return SimpleNamespace(**PrometheusSettings(url=url).model_dump())
+
+
+def _key(labels: dict[str, str]) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted((k, v) for k, v in labels.items() if k != "__name__"))
+
+
+def _close(a: float, b: float) -> bool:
+    if math.isnan(a) and math.isnan(b):
+        return True
+    return math.isclose(a, b, rel_tol=REL_TOL, abs_tol=1e-9)
+
+
+def same_result(got: list[Sample], gold: list[Sample]) -> bool:
+    """Same label sets (``__name__`` ignored) with the same values at the same times."""
+    if not gold or len(got) != len(gold):
+        return False
+    mine = {_key(s.labels): dict(s.points) for s in got}
+    for sample in gold:
+        points = mine.get(_key(sample.labels))
+        if points is None:
+            return False
+        for t, value in sample.points:
+            if t not in points or not _close(points[t], value):
+                return False
+    return True
+
+
+def evaluate(client: Prometheus, promql: str, rng: str | None, at: datetime) -> list[Sample]:
+    if rng:
+        start = at - timedelta(seconds=parse_duration(rng))
+        return client.range(promql, start, at, RANGE_STEP)
+    return client.instant(promql, at)
+
+
+class MetricsScorer:
+    """Against ``url``, or the incident data of ``tests/promstack.py`` started for the run
+    (the suite's questions are about that data)."""
+
+    def __init__(self, suite: Suite, split: Split, work: Path, url: str | None = None) -> None:
+        self.spec = suite.split(split)
+        self.path = suite.path(self.spec.cases)
+        self._stack = contextlib.ExitStack()
+        if url is None:
+            from tests.promstack import running_stack
+
+            url = self._stack.enter_context(running_stack(work / "promstack")).url
+        self.ctx = ToolContext(
+            index_dir=work / "no-index", embedding_model="all-MiniLM-L6-v2",
+            prometheus=prometheus_settings(url), charts_dir=work / "charts",
+        )  # fmt: skip
+        self.client = Prometheus(self.ctx.prometheus)
+        read_question(self.ctx, "warm up the catalog and the embedder", "1h")
+
+    def cases(self) -> list[MetricsCase]:
+        return load_cases(self.path, MetricsCase, self.spec.key)
+
+    def score(self, case: MetricsCase) -> Scored:
+        at = datetime.now(UTC) - timedelta(seconds=30)
+        reading, closest, _ = read_question(
+            self.ctx, case.question, question_range(case.question) or "1h"
+        )
+        output: dict[str, object] = {"promql": reading.promql if reading else None}
+        if case.expect is None or reading is None:
+            correct = case.expect is None and reading is None
+            output["closest"] = closest[:3]
+        else:
+            try:
+                got = evaluate(self.client, reading.promql, case.range, at)
+            except Exception as exc:  # a wrong query is a wrong answer, not a crash
+                got, output["error"] = [], str(exc)[:300]
+            correct = same_result(got, evaluate(self.client, case.expect, case.range, at))
+        scores = {"correct": float(correct)}
+        scores["answerable_correct" if case.expect else "declined_correctly"] = float(correct)
+        return Scored(scores, correct, output)
+
+    def close(self) -> None:
+        self._stack.close()

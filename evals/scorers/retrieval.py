@@ -1,0 +1,78 @@
+"""Runbook retrieval: a query → the runbook (and section) that answers it, through the
+runbook tool's own search (``tools.runbooks.search_runbooks``: the hybrid index and its
+cut-off). hit@1, hit@5 and reciprocal rank for on-topic cases; for off-topic ones
+(``runbook: null``), whether the search rightly returned nothing."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+from evals.cases import CaseBase, load_cases
+from evals.scorers import Scored
+from evals.suite import Split, Suite
+from knowledge.alerts import alert_query
+from knowledge.build import build_index
+from knowledge.embedder import DEFAULT_EMBEDDING_MODEL, get_embedder
+from tools.base import ToolContext
+from tools.runbooks import search_runbooks
+
+K = 10
+
+
+class RetrievalCase(CaseBase):
+    query: str
+    runbook: str | None
+    section: str | None = None
+
+
+def alert_cases(path: Path) -> list[RetrievalCase]:
+    """Alert rules with the runbook each links to (summary and description, name left out)."""
+    cases, seen = [], Counter[str]()
+    for alert in json.loads(path.read_text()):
+        seen[alert["alert"]] += 1  # a name in two rule groups (two severities) is two cases
+        n = seen[alert["alert"]]
+        ident = alert["alert"] if n == 1 else f"{alert['alert']}#{n}"
+        cases.append(RetrievalCase(id=ident, query=alert_query(alert), runbook=alert["runbook"]))
+    return cases
+
+
+def in_section(path: str, heading: str) -> bool:
+    """A hit's section is its heading path (``Diagnosis > Check recent deploys``): it is in
+    the expected section when that heading is on the path."""
+    return heading.strip().lower() in [part.strip().lower() for part in path.split(">")]
+
+
+class RetrievalScorer:
+    def __init__(self, suite: Suite, split: Split, work: Path) -> None:
+        self.spec = suite.split(split)
+        self.cases_path = suite.path(self.spec.cases)
+        corpus = suite.path(self.spec.corpus or "project:knowledge/runbooks")
+        embedder = get_embedder(DEFAULT_EMBEDDING_MODEL)
+        build_index(corpus, work / "index", embedder)
+        self.ctx = ToolContext(index_dir=work / "index", embedding_model=DEFAULT_EMBEDDING_MODEL)
+
+    def cases(self) -> list[RetrievalCase]:
+        if self.cases_path.suffix == ".json":
+            return alert_cases(self.cases_path)
+        return load_cases(self.cases_path, RetrievalCase, self.spec.key)
+
+    def score(self, case: RetrievalCase) -> Scored:
+        hits = search_runbooks(self.ctx, case.query, K)
+        docs = [h.doc for h in hits]
+        output = {"top": [f"{h.doc}#{h.section}" for h in hits[:3]],
+                  "scores": [round(h.score, 3) for h in hits[:3]]}  # fmt: skip
+        if case.runbook is None:
+            return Scored({"abstain": float(not hits)}, not hits, output)
+        rank = docs.index(case.runbook) + 1 if case.runbook in docs else None
+        scores = {"hit@1": float(rank == 1), "hit@5": float(rank is not None and rank <= 5),
+                  "mrr": 1.0 / rank if rank else 0.0}  # fmt: skip
+        if case.section is not None:
+            top = hits[0] if hits else None
+            right = bool(top and top.doc == case.runbook and in_section(top.section, case.section))
+            scores["section@1"] = float(right)
+        return Scored(scores, rank == 1, output | {"rank": rank})
+
+    def close(self) -> None:
+        return None

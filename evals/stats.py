@@ -1,0 +1,57 @@
+"""Comparing a run with its baseline: the difference of a metric's mean over the cases both
+scored, a paired bootstrap 95 % interval of it, and the cases that flipped."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+RESAMPLES = 2000
+
+
+@dataclass(frozen=True)
+class Comparison:
+    metric: str
+    baseline: float
+    value: float
+    diff: float
+    low: float
+    high: float
+    cases: int
+
+    @property
+    def significant(self) -> bool:
+        """The interval excludes zero."""
+        return self.low > 0 or self.high < 0
+
+
+def paired_bootstrap(
+    base: list[float], new: list[float], resamples: int = RESAMPLES, seed: int = 0
+) -> tuple[float, float, float]:
+    """Mean difference new − base and its 95 % percentile interval, resampling case pairs."""
+    if len(base) != len(new) or not base:
+        raise ValueError("paired samples of the same non-zero length are needed")
+    diffs = np.asarray(new, dtype=float) - np.asarray(base, dtype=float)
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, len(diffs), size=(resamples, len(diffs)))
+    means = diffs[picks].mean(axis=1)
+    low, high = np.percentile(means, [2.5, 97.5])
+    return float(diffs.mean()), float(low), float(high)
+
+
+def compare(metric: str, base: dict[str, float], new: dict[str, float]) -> Comparison | None:
+    """Per-case scores of one metric, by case id; None when no case was scored in both."""
+    shared = sorted(set(base) & set(new))
+    if not shared:
+        return None
+    b, n = [base[c] for c in shared], [new[c] for c in shared]
+    diff, low, high = paired_bootstrap(b, n)
+    return Comparison(metric, float(np.mean(b)), float(np.mean(n)), diff, low, high, len(shared))
+
+
+def flips(base: dict[str, bool], new: dict[str, bool]) -> tuple[list[str], list[str]]:
+    """Cases that went pass → fail, and fail → pass."""
+    shared = sorted(set(base) & set(new))
+    return ([c for c in shared if base[c] and not new[c]],
+            [c for c in shared if not base[c] and new[c]])  # fmt: skip

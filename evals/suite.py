@@ -1,0 +1,91 @@
+"""Suites are data: one folder per suite under ``evals/suites/`` with a ``suite.yaml`` (the
+scorer, the splits, each metric's threshold and tolerance) and its case files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from evals.cases import CaseFileError
+
+SUITES = Path(__file__).resolve().parent / "suites"
+ROOT = SUITES.parents[1]
+#: Data written outside the project (see its README): read there, never copied in.
+SHARED = ROOT.parent / "shared" / "data"
+Split = Literal["dev", "heldout"]
+
+
+class MetricSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    threshold: float | None = Field(
+        None, description="the run fails below it (above, when lower is better)"
+    )
+    tolerance: float = Field(
+        0.0, ge=0, description="a drop from the baseline within it is no regression"
+    )
+    higher_is_better: bool = True
+    judged: bool = Field(False, description="scored by the judge model ('not judged' without one)")
+
+
+class SplitSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    cases: str = Field(description="a case file in the suite's folder, or shared:PATH")
+    corpus: str | None = Field(None, description="what the cases search (retrieval)")
+    key: str = "cases"
+
+
+class SuiteConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    kind: Literal["retrieval", "metrics", "tools"]
+    description: str
+    splits: dict[Split, SplitSpec]
+    metrics: dict[str, MetricSpec]
+    needs: list[Literal["promstack"]] = Field(default_factory=list)
+
+
+class Suite:
+    def __init__(self, config: SuiteConfig, folder: Path) -> None:
+        self.config, self.folder = config, folder
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    def path(self, ref: str) -> Path:
+        """A case file or corpus: ``shared:PATH`` (../shared/data), ``project:PATH``, or a
+        file of the suite's folder."""
+        if ref.startswith("shared:"):
+            return SHARED / ref.removeprefix("shared:")
+        if ref.startswith("project:"):
+            return ROOT / ref.removeprefix("project:")
+        return self.folder / ref
+
+    def split(self, split: Split) -> SplitSpec:
+        if split not in self.config.splits:
+            raise CaseFileError(f"suite {self.name} has no {split} split")
+        return self.config.splits[split]
+
+
+def load_suite(name: str, root: Path = SUITES) -> Suite:
+    folder = root / name
+    config_path = folder / "suite.yaml"
+    if not config_path.is_file():
+        known = ", ".join(s.name for s in list_suites(root)) or "none"
+        raise CaseFileError(f"no suite {name!r}; known: {known}")
+    try:
+        config = SuiteConfig.model_validate(yaml.safe_load(config_path.read_text()))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"])
+        raise CaseFileError(f"{config_path}: {field}: {first['msg']}") from None
+    except yaml.YAMLError as exc:
+        raise CaseFileError(f"{config_path}: not YAML ({exc})") from None
+    return Suite(config, folder)
+
+
+def list_suites(root: Path = SUITES) -> list[Suite]:
+    return [load_suite(p.parent.name, root) for p in sorted(root.glob("*/suite.yaml"))]
