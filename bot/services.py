@@ -91,10 +91,13 @@ class Services:
             return
         from bot.deploys.execute import DEPLOYS
         from bot.deploys.service import Deploys
+        from bot.work.evals import EVALS, EvalJobs
         from bot.work.lookups import LookupJobs
+        from evals.store import EvalStore
 
         self.deploys = Deploys(self)
         self.agent.context.tools.deploys = self.deploys
+        self.agent.context.tools.evals = EvalStore(self.store.engine)
         answers = AnswerJobs(self)
         triage = TriageJobs(self, answers)
         handlers = {**answers.handlers(), **self.deploys.handlers(), **LookupJobs(self).handlers()}
@@ -104,6 +107,8 @@ class Services:
                                 poll_s=settings.workers.poll),
             DEPLOYS: WorkerPool(self.queue, DEPLOYS, self.deploys.execution_handlers(), size=1,
                                 owner=self.owner, poll_s=settings.workers.poll),
+            EVALS: WorkerPool(self.queue, EVALS, EvalJobs(self).handlers(), size=1,
+                              owner=self.owner, poll_s=settings.workers.poll),
             TRIAGE: WorkerPool(self.queue, TRIAGE, triage.handlers(),
                                size=settings.workers.triage, owner=self.owner,
                                poll_s=settings.workers.poll),

@@ -76,6 +76,8 @@ class ToolContext:
     deploys: Any = None
     """The bot's deploy service (bot.deploys.service.Deploys) when it runs: approved write
     tools hand their request to it."""
+    evals: Any = None
+    """The stored eval runs (evals.store.EvalStore) when the bot runs."""
     files: tuple[str, ...] | None = None
     """The files attached to the conversation being answered (names under uploads_dir);
     a file argument must be one of them. None outside a conversation (the CLI)."""

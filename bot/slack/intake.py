@@ -26,6 +26,7 @@ from bot.slack.commands import metrics_args
 from bot.store import conversation_id
 from bot.work.lookups import LOOKUPS
 from bot.work.queue import ANSWERS, JobBase
+from tools.base import ToolError
 from tools.metrics.query import DEFAULT_RANGE
 
 log = logging.getLogger(__name__)
@@ -167,6 +168,42 @@ def shown_request(sub: str, text: str, args: dict[str, Any] | None) -> str:
 
 
 def register_intake(app: AsyncApp, services: Services) -> None:
+    async def _eval_command(
+        ack: AsyncAck, cmd: SlashCommand, rest: str, context: AsyncBoltContext
+    ) -> None:
+        """``/ops eval run SUITE [split]`` is a durable eval job; ``report`` and ``list``
+        are lookups; anything else gets the usage."""
+        from bot.work.evals import USAGE, eval_job, parse_run
+        from evals.cases import CaseFileError
+        from evals.suite import load_suite
+
+        dedup = f"trigger:{cmd.trigger_id}" if cmd.trigger_id else _replay(context)
+        word = rest.split()[0] if rest.split() else ""
+        if word == "run":
+            try:
+                suite, split = parse_run(rest)
+                load_suite(suite)
+            except (ToolError, CaseFileError) as exc:
+                await ack(text=str(exc))
+                return
+            payload = {"suite": suite, "split": split, "user": cmd.user_id,
+                       "channel": cmd.channel_id}  # fmt: skip
+            await services.enqueue(eval_job(payload, dedup))
+            await ack(text=f"Running the {suite} suite ({split}); its progress and report "
+                           "follow in the channel.")  # fmt: skip
+        elif word in ("report", "list"):
+            job = JobBase(
+                queue=ANSWERS, kind="slack_lookup", serial_key=f"lookup:{uuid.uuid4().hex}",
+                dedup_key=dedup, payload={"user": cmd.user_id, "channel": cmd.channel_id,
+                                          "sub": "eval", "text": rest,
+                                          "response_url": cmd.response_url},
+            )  # fmt: skip
+            await services.enqueue(job)
+            await ack()
+        else:
+            await ack(text=f"Usage: {USAGE}")
+        metrics.SLACK_REQUESTS.labels("command", "accepted").inc()
+
     async def on_command(ack: AsyncAck, command: dict[str, Any], context: AsyncBoltContext) -> None:
         started = time.monotonic()
         try:
@@ -182,6 +219,9 @@ def register_intake(app: AsyncApp, services: Services) -> None:
             await ack(text=NEEDS_TEXT[sub])
         elif sub == "deploy" and len(rest.split()) < 2:
             await ack(text=NEEDS_TEXT["deploy"])
+        elif sub == "eval":
+            await _eval_command(ack, cmd, rest, context)
+            return
         elif sub in LOOKUPS:
             job = JobBase(
                 queue=ANSWERS, kind="slack_lookup", serial_key=f"lookup:{uuid.uuid4().hex}",

@@ -44,6 +44,12 @@ class _Lookup:
         try:
             if p["sub"] == "cancel":
                 text = await self.cancel(p["text"], p["user"])
+            elif p["sub"] == "eval":
+                from bot.work.evals import answer
+                from evals.store import EvalStore
+
+                store = EvalStore(self.services.store.engine)
+                text = await asyncio.to_thread(answer, store, p["text"])
             else:
                 text = await asyncio.to_thread(self.answer, p["sub"], p["text"], p["user"])
         except ToolError as exc:
