@@ -146,3 +146,61 @@ def eval_baseline(run_id: Annotated[int, typer.Argument(help="The run to compare
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     typer.echo(f"run #{run.id} is the baseline of {run.suite} ({run.split})")
+
+
+@eval_app.command("schedule")
+def eval_schedule(
+    suite: Annotated[str, typer.Argument(help="The suite.")],
+    cron: Annotated[str, typer.Argument(help='A cron expression, e.g. "0 8 * * 1-5".')],
+    channel: Annotated[str, typer.Option(help="Slack channel id (C…) the report goes to.")],
+    notify_on: Annotated[str, typer.Option(help="always, failure or change.")] = "always",
+    split: Annotated[str, typer.Option(help="dev or heldout.")] = "dev",
+) -> None:
+    """Run SUITE on a schedule and post its report in a channel (the running bot does)."""
+    from bot.cli import settings_or_exit
+    from bot.store import Store
+    from evals.cases import CaseFileError
+    from evals.schedule import ScheduleError, Schedules
+    from evals.suite import load_suite
+
+    settings = settings_or_exit()
+    try:
+        load_suite(suite)
+        row = Schedules(Store(settings.database_url).engine).add(
+            suite, cron, channel, by="cli", timezone=settings.evals.timezone, split=split,
+            notify_on=notify_on,
+        )  # fmt: skip
+    except (ScheduleError, CaseFileError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"schedule #{row.id}: {suite} at {cron} ({settings.evals.timezone}) in "
+               f"{channel}, next {row.next_at:%Y-%m-%d %H:%M} UTC")  # fmt: skip
+
+
+@eval_app.command("schedules")
+def eval_schedules(as_json: JsonOption = False) -> None:
+    """The eval schedules."""
+    from bot.cli import settings_or_exit
+    from bot.store import Store
+    from evals.schedule import Schedules
+
+    for r in Schedules(Store(settings_or_exit().database_url).engine).all():
+        record = {"id": r.id, "suite": r.suite, "split": r.split, "cron": r.cron,
+                  "timezone": r.timezone, "channel": r.channel, "notify_on": r.notify_on,
+                  "next_at": r.next_at.isoformat(), "last_run": r.last_run_id}  # fmt: skip
+        typer.echo(
+            json.dumps(record) if as_json else " ".join(f"{k}={v}" for k, v in record.items())
+        )
+
+
+@eval_app.command("unschedule")
+def eval_unschedule(schedule_id: Annotated[int, typer.Argument(help="The schedule.")]) -> None:
+    """Stop a schedule."""
+    from bot.cli import settings_or_exit
+    from bot.store import Store
+    from evals.schedule import Schedules
+
+    if not Schedules(Store(settings_or_exit().database_url).engine).remove(schedule_id):
+        typer.echo(f"error: no eval schedule #{schedule_id}", err=True)
+        raise typer.Exit(2)
+    typer.echo(f"schedule #{schedule_id} removed")

@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 #: Threads that record intake's jobs (each holds one database call at a time).
 INTAKE_THREADS = 4
+#: Seconds between looks at the eval schedules (a due run starts within this).
+SCHEDULE_POLL_S = 5.0
 
 
 @dataclass
@@ -53,6 +55,7 @@ class Services:
         default_factory=lambda: ThreadPoolExecutor(INTAKE_THREADS, thread_name_prefix="intake")
     )
     _starting: asyncio.Task[None] | None = None
+    _schedules: asyncio.Task[None] | None = None
 
     @property
     def ready(self) -> bool:
@@ -115,6 +118,9 @@ class Services:
         }  # fmt: skip
         for pool in self.pools.values():
             pool.start()
+        from bot.work.evals import schedule_loop
+
+        self._schedules = asyncio.create_task(schedule_loop(self, SCHEDULE_POLL_S))
         log.info("ready: %s", ", ".join(f"{p.size} {n} worker(s)" for n, p in self.pools.items()))
 
     async def stop(self) -> None:
@@ -122,6 +128,10 @@ class Services:
         if self._starting is not None and not self._starting.done():
             self._starting.cancel()
             await asyncio.gather(self._starting, return_exceptions=True)
+        if self._schedules is not None:
+            self._schedules.cancel()
+            await asyncio.gather(self._schedules, return_exceptions=True)
+            self._schedules = None
         grace = self.settings.workers.shutdown_grace
         await asyncio.gather(*(pool.stop(grace) for pool in self.pools.values()))
         self.pools = {}

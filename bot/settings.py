@@ -371,6 +371,25 @@ class DeploySettings(BaseModel):
         return parse_duration(self.health_timeout)
 
 
+class EvalsSettings(BaseModel):
+    """Eval runs and their schedules."""
+
+    timezone: str = Field(
+        "UTC", description="Time zone of eval schedules' cron expressions (e.g. Europe/Berlin)."
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not a time zone (e.g. UTC, Europe/Berlin)") from None
+        return value
+
+
 class MlflowSettings(BaseModel):
     """The MLflow Model Registry, where ML teams already keep their model versions."""
 
@@ -450,6 +469,7 @@ class Settings(BaseSettings):
     workers: WorkersSettings = Field(default_factory=WorkersSettings)
     deploy: DeploySettings = Field(default_factory=DeploySettings)
     mlflow: MlflowSettings = Field(default_factory=MlflowSettings)
+    evals: EvalsSettings = Field(default_factory=EvalsSettings)
 
     @cached_property
     def index_dir(self) -> Path:

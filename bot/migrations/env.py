@@ -9,6 +9,7 @@ import bot.deploys.requests  # noqa: F401
 import bot.deploys.serving  # noqa: F401
 import bot.store  # noqa: F401  (the tables, for autogenerate)
 import bot.work.queue  # noqa: F401
+import evals.schedule  # noqa: F401
 import evals.store  # noqa: F401
 import tools.deploy.mlflow_registry  # noqa: F401
 import tools.deploy.registry  # noqa: F401

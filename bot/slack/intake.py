@@ -191,7 +191,7 @@ def register_intake(app: AsyncApp, services: Services) -> None:
             await services.enqueue(eval_job(payload, dedup))
             await ack(text=f"Running the {suite} suite ({split}); its progress and report "
                            "follow in the channel.")  # fmt: skip
-        elif word in ("report", "list"):
+        elif word in ("report", "list", "schedule", "schedules", "unschedule"):
             job = JobBase(
                 queue=ANSWERS, kind="slack_lookup", serial_key=f"lookup:{uuid.uuid4().hex}",
                 dedup_key=dedup, payload={"user": cmd.user_id, "channel": cmd.channel_id,

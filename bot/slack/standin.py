@@ -100,6 +100,8 @@ class SlackStandIn:
         self.socket_url: str | None = None
         #: User groups (S…) and their members, for usergroups.users.list.
         self.usergroups: dict[str, list[str]] = {}
+        #: Channels by name (conversations.list), and whether the bot is a member of each.
+        self.channels: dict[str, tuple[str, bool]] = {"ops": ("C0OPS", True)}
         #: Web API methods made to fail, with the error Slack would give.
         self.failures: dict[str, str] = {}
         self._cond = threading.Condition()
@@ -334,6 +336,11 @@ class SlackStandIn:
             return {"ok": True, "users": list(self.usergroups[group])}
         if method == "chat.postEphemeral":
             return {"ok": True, "message_ts": self._next_ts()}
+        if method == "conversations.list":  # one page: the stand-in knows few channels
+            return {"ok": True, "channels": [
+                {"id": cid, "name": name, "is_member": member}
+                for name, (cid, member) in self.channels.items()
+            ], "response_metadata": {"next_cursor": ""}}  # fmt: skip
         if method == "conversations.history":  # top-level messages, newest first
             oldest = float(p.get("oldest") or 0)
             found = [

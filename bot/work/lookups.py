@@ -45,11 +45,9 @@ class _Lookup:
             if p["sub"] == "cancel":
                 text = await self.cancel(p["text"], p["user"])
             elif p["sub"] == "eval":
-                from bot.work.evals import answer
-                from evals.store import EvalStore
+                from bot.work.evals import command
 
-                store = EvalStore(self.services.store.engine)
-                text = await asyncio.to_thread(answer, store, p["text"])
+                text = await command(self.services, p["text"], p["user"], p["channel"])
             else:
                 text = await asyncio.to_thread(self.answer, p["sub"], p["text"], p["user"])
         except ToolError as exc:

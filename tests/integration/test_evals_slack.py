@@ -50,3 +50,49 @@ def test_bad_eval_commands_are_explained(bot: SignedSender) -> None:
     assert "no suite 'poetry'; known:" in bot.slash_command("eval run poetry").text
     assert "Usage:" in bot.slash_command("eval run tools sometimes").text
     assert "Usage:" in bot.slash_command("eval dance").text
+
+
+def test_a_scheduled_report_arrives_with_its_chart_and_survives_a_restart(
+    bot_settings: Settings, standin: SlackStandIn
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import update
+    from sqlmodel import Session
+
+    from bot.store import Store
+    from evals.schedule import EvalSchedule, Schedules
+
+    standin.channels["quiet"] = ("C0QUIET", False)
+    url = standin.response_url()
+    with running_bot(bot_settings) as events:
+        bot = SignedSender(events, SECRET)
+        bot.slash_command('eval schedule tools "0 8 * * 1-5" #quiet', response_url=url)
+        standin.wait_for("response_url", lambda c: "I am not in #quiet" in json.dumps(c.params))
+        bot.slash_command('eval schedule tools "every day" #ops', response_url=url)
+        standin.wait_for("response_url", lambda c: "not a cron expression" in json.dumps(c.params))
+        bot.slash_command(
+            'eval schedule tools "0 8 * * 1-5" <#C0OPS|ops> failure', response_url=url
+        )
+        standin.wait_for("response_url", lambda c: "Schedule #1: tools" in json.dumps(c.params))
+        bot.slash_command('eval schedule tools "0 8 * * *" #ops', response_url=url)
+        standin.wait_for("response_url", lambda c: "Schedule #2: tools" in json.dumps(c.params))
+    engine = Store(bot_settings.database_url).engine
+    with Session(engine) as session:  # after the restart, schedule #2 is due
+        session.execute(update(EvalSchedule).where(EvalSchedule.id == 2)  # type: ignore[arg-type]
+                        .values(next_at=datetime.now(UTC) - timedelta(seconds=1)))  # fmt: skip
+        session.commit()
+    with running_bot(bot_settings) as events:
+        summary = standin.wait_for(
+            "chat.postMessage", lambda c: "eval tools: passed" in c.params.get("text", ""), 60
+        )
+        blocks = json.dumps(summary.params["blocks"])
+        assert "tool_accuracy" in blocks and "threshold 0.8" in blocks and "git " in blocks
+        standin.wait_for("chat.postMessage", lambda c: "Every case passed" in c.params["text"]
+                         or "Worst cases" in c.params["text"], 30)  # fmt: skip
+        chart = standin.wait_for("files.completeUploadExternal", timeout=30)
+        assert chart.params["channel_id"] == "C0OPS"
+        SignedSender(events, SECRET).slash_command("eval schedules", response_url=url)
+        listed = standin.wait_for("response_url", lambda c: "#2 tools" in json.dumps(c.params))
+        assert "#1 tools" in json.dumps(listed.params)
+    assert [s.id for s in Schedules(engine).all()] == [1, 2]  # kept across restarts
