@@ -170,6 +170,7 @@ BENCHES = (
     "bench.log_grouping",
     "bench.rca_ranking",
     "bench.metrics_questions",
+    "bench.evals",
     "bench.metrics_alerts",
 )
 

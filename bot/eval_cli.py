@@ -24,6 +24,15 @@ def _store() -> EvalStore:
     return EvalStore(Store(settings_or_exit().database_url).engine)
 
 
+def _registry() -> Any:
+    from bot.cli import settings_or_exit
+    from bot.store import Store
+    from tools.deploy.registry import open_registry
+
+    settings = settings_or_exit()
+    return open_registry(settings.mlflow.tracking_uri, Store(settings.database_url).engine)
+
+
 def report_record(run: EvalRun) -> dict[str, Any]:
     """The report's JSON: run, suite, split, status, and per metric value, threshold,
     passed (``value: null`` with ``status: "not judged"`` for a judged metric without a
@@ -97,6 +106,10 @@ def eval_run(
     split: Annotated[str, typer.Option(help="dev or heldout.")] = "dev",
     repeat: Annotated[int, typer.Option(min=1, max=20, help="Run each case N times.")] = 1,
     baseline: Annotated[int | None, typer.Option(help="Compare with this run.")] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(help="model suite: an OpenAI-compatible URL or NAME@VERSION (registry)."),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Run a suite (or all) and report it; exits 1 when a threshold is missed, a regression
@@ -110,9 +123,10 @@ def eval_run(
     store = _store()
     try:
         names = [s.name for s in list_suites()] if suite == "all" else [suite]
-        runs = [run_suite(n, store, RunOptions(split=split, repeat=repeat, baseline=baseline,  # type: ignore[arg-type]
-                                               progress=None if as_json else _bar))
-                for n in names]  # fmt: skip
+        options = RunOptions(split=split, repeat=repeat, baseline=baseline,  # type: ignore[arg-type]
+                             progress=None if as_json else _bar, model=model,
+                             registry=_registry() if model and "@" in model else None)  # fmt: skip
+        runs = [run_suite(n, store, options) for n in names]
     except CaseFileError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None

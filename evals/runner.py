@@ -39,6 +39,8 @@ class RunOptions:
     requested_by: str = ""
     progress: Progress | None = None
     prometheus_url: str | None = None  # the metrics suite's data (default: start it)
+    model: str | None = None  # the model suite's target: a URL or NAME@VERSION
+    registry: Any = None  # the bot's model registry (for NAME@VERSION)
 
 
 def git_revision() -> str:
@@ -64,7 +66,7 @@ def run_suite(name: str, store: EvalStore, options: RunOptions | None = None) ->
     began = time.monotonic()
     work = Path(tempfile.mkdtemp(prefix=f"opsbot-eval-{name}-"))
     try:
-        rows = _score_all(suite, options, run.id, work)
+        rows = _score_all(suite, options, run.id, work, store)
     except (CaseFileError, OSError, RuntimeError) as exc:
         store.update(run.id, status="error", error=str(exc)[:2000],
                      duration_s=round(time.monotonic() - began, 2))  # fmt: skip
@@ -77,8 +79,13 @@ def run_suite(name: str, store: EvalStore, options: RunOptions | None = None) ->
     return store.get(run.id) or run
 
 
-def _score_all(suite: Suite, options: RunOptions, run_id: int, work: Path) -> list[EvalCase]:
-    scorer = make_scorer(suite, options.split, work, prometheus_url=options.prometheus_url)
+def _score_all(suite: Suite, options: RunOptions, run_id: int, work: Path,
+               store: EvalStore) -> list[EvalCase]:  # fmt: skip
+    scorer = make_scorer(suite, options.split, work, prometheus_url=options.prometheus_url,
+                         model=options.model, registry=options.registry)  # fmt: skip
+    evaluated = getattr(scorer, "name", None)  # the model suite's target, for the report
+    if evaluated:
+        store.update(run_id, model=str(evaluated)[:300])
     try:
         cases = scorer.cases()
         total, done, rows = len(cases) * options.repeat, 0, []
@@ -112,6 +119,16 @@ def per_case(rows: list[EvalCase], metric: str) -> dict[str, float]:
     return {case: statistics.fmean(v) for case, v in values.items()}
 
 
+def aggregate(values: list[float], how: str) -> float | None:
+    if not values:
+        return None
+    if how == "mean":
+        return round(statistics.fmean(values), 4)
+    ordered = sorted(values)
+    q = 0.5 if how == "p50" else 0.95
+    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 4)
+
+
 def passed_by_case(rows: list[EvalCase]) -> dict[str, bool]:
     return {r.case_id: r.outcome == "pass" for r in rows if r.attempt == 0}
 
@@ -130,7 +147,7 @@ def judge(suite: Suite, rows: list[EvalCase], store: EvalStore,
     metrics: dict[str, Any] = {}
     for name, spec in suite.config.metrics.items():
         scores = per_case(rows, name)
-        value = round(statistics.fmean(scores.values()), 4) if scores else None
+        value = aggregate(list(scores.values()), spec.aggregate)
         ok = None
         if value is not None and spec.threshold is not None:
             ok = value >= spec.threshold if spec.higher_is_better else value <= spec.threshold

@@ -28,6 +28,7 @@ class MetricSpec(BaseModel):
     )
     higher_is_better: bool = True
     judged: bool = Field(False, description="scored by the judge model ('not judged' without one)")
+    aggregate: Literal["mean", "p50", "p95"] = Field("mean", description="over the cases")
 
 
 class SplitSpec(BaseModel):
@@ -40,7 +41,7 @@ class SplitSpec(BaseModel):
 class SuiteConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str
-    kind: Literal["retrieval", "metrics", "tools"]
+    kind: Literal["retrieval", "metrics", "tools", "model"]
     description: str
     splits: dict[Split, SplitSpec]
     metrics: dict[str, MetricSpec]

@@ -68,7 +68,9 @@ def plan_deterministic(
     if forced_tool and tool_args is not None:
         return [tool_call(forced_tool, dict(tool_args))]
     if not forced_tool:
-        for spec in specs.values():  # a request in words for a tool that recognises it
+        # a request in words for a tool that recognises it (by name: the same order in
+        # every process, whatever imported the tools first)
+        for spec in sorted(specs.values(), key=lambda s: s.name):
             if spec.intent is not None and spec.available(ctx):
                 parsed = spec.intent(question)
                 if parsed is not None:
@@ -88,7 +90,11 @@ def plan_deterministic(
             and (not fresh_attachment or "file" in fields(s))
         ]
         fallback = askable[0] if fresh_attachment and askable else specs[DEFAULT_TOOL]
-        best = max(askable, key=lambda s: score_tool(s, question), default=fallback)
+        # a tie goes to the specific tool, not the catch-all (and then by name): the
+        # choice never depends on the order the tools were imported in
+        best = max(sorted(askable, key=lambda s: s.name),
+                   key=lambda s: (score_tool(s, question), s.name != DEFAULT_TOOL),
+                   default=fallback)  # fmt: skip
         if score_tool(best, question) == 0:
             best = fallback
     args: dict[str, Any] = {best.query_arg: question} if best.query_arg else {}

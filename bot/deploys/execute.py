@@ -109,6 +109,11 @@ class Execution:
                 await asyncio.to_thread(self.target.abandon, started)
                 await self.fail(request, delivery, str(exc))
                 return
+            closed = await self._gates(request, delivery, started)
+            if closed:
+                await asyncio.to_thread(self.target.abandon, started)
+                await self.fail(request, delivery, closed)
+                return
             await asyncio.to_thread(self.target.switch, request.model, request.env, started)
             await asyncio.to_thread(
                 functools.partial(d.registry.set_live, request.model, request.env,
@@ -144,6 +149,33 @@ class Execution:
         started = await asyncio.to_thread(self.target.start, request.plan)
         await run.record(started=started.as_dict())
         return started
+
+    async def _gates(self, request: DeployRequest, delivery: Delivery,
+                     started: Started) -> str | None:  # fmt: skip
+        """The eval gates, run against the new version before it gets traffic: why one is
+        closed (None: all open), each said in the thread."""
+        if request.action == "rollback":
+            return None
+        from evals.runner import RunOptions, run_suite
+        from evals.store import EvalStore
+
+        gates = await asyncio.to_thread(self.deploys.gates_for, request.model, request.env)
+        store = EvalStore(self.deploys.services.store.engine)
+        for gate in gates:
+            options = RunOptions(split=gate.split, model=started.upstream,
+                                 requested_by=request.requested_by)  # fmt: skip
+            run = await asyncio.to_thread(run_suite, gate.suite, store, options)
+            value = (run.metrics.get(gate.metric) or {}).get("value")
+            closed = (f"eval {gate.name}: run #{run.id} {run.status} ({run.error})"
+                      if run.status in ("error", "invalid") else gate.verdict(value))  # fmt: skip
+            shown = "—" if value is None else f"{value:.3f}"
+            await delivery.post_once(
+                f"gate:{gate.name}", f"eval gate *{gate.name}*: {gate.suite} suite run #{run.id} "
+                f"on {request.version}: {gate.metric} = {shown} → {'closed' if closed else 'open'}",
+            )  # fmt: skip
+            if closed:
+                return f"{closed}; the new version got no traffic"
+        return None
 
     async def _smoke(self, request: DeployRequest, started: Started) -> str | None:
         """After the switch, a completion through the stable address is answered by the new

@@ -34,7 +34,7 @@ from bot.store import conversation_id
 from bot.work.queue import ANSWERS, JobBase
 from bot.work.workers import Handler, JobRun
 from tools.base import ToolError
-from tools.deploy.analysis import Check, load_checks
+from tools.deploy.analysis import Check, EvalGate, load_checks
 from tools.deploy.registry import open_registry
 
 if TYPE_CHECKING:
@@ -74,6 +74,9 @@ class Deploys:
             "sha256": wanted.sha256, "params": wanted.params, "param_changes": changes,
             "checks": [
                 "health: the new version lists its served name and completes a prompt",
+                *(f"before the switch: eval {g.name} ({g.suite} suite) "
+                  + (f"{g.metric} ≥ {g.min}" if g.min is not None else f"{g.metric} ≤ {g.max}")
+                  for g in (self.gates_for(model, env) if action == "deploy" else [])),
                 "after the switch: the stable address answers with the new served name",
                 *(f"{c.name}: `{c.query}` ×{c.count} every {c.interval}"
                   + (f", success if {c.success_condition}" if c.success_condition else "")
@@ -81,6 +84,12 @@ class Deploys:
                   for c in (self.checks_for(model, env) if action == "deploy" else [])),
             ],
         }  # fmt: skip
+
+    def gates_for(self, model: str, env: str) -> list[EvalGate]:
+        """The eval gates run against a new version before its switch."""
+        if self.settings.checks is None:
+            return []
+        return load_checks(self.settings.checks).gates_for(model, env)
 
     def checks_for(self, model: str, env: str) -> list[Check]:
         """The verification checks of a model and environment (OPSBOT_DEPLOY_CHECKS)."""

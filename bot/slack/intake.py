@@ -181,13 +181,13 @@ def register_intake(app: AsyncApp, services: Services) -> None:
         word = rest.split()[0] if rest.split() else ""
         if word == "run":
             try:
-                suite, split = parse_run(rest)
+                suite, split, model = parse_run(rest)
                 load_suite(suite)
             except (ToolError, CaseFileError) as exc:
                 await ack(text=str(exc))
                 return
             payload = {"suite": suite, "split": split, "user": cmd.user_id,
-                       "channel": cmd.channel_id}  # fmt: skip
+                       "channel": cmd.channel_id, "model": model}  # fmt: skip
             await services.enqueue(eval_job(payload, dedup))
             await ack(text=f"Running the {suite} suite ({split}); its progress and report "
                            "follow in the channel.")  # fmt: skip

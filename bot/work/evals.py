@@ -23,7 +23,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 EVALS = "evals"
 USAGE = (
-    "`/ops eval run SUITE [dev|heldout]`, `/ops eval report SUITE`, `/ops eval list`, "
+    "`/ops eval run SUITE [dev|heldout] [MODEL_URL|NAME@VERSION]`, `/ops eval report SUITE`, "
+    "`/ops eval list`, "
     '`/ops eval schedule SUITE "CRON" [#channel] [always|failure|change]`, '
     "`/ops eval schedules` or `/ops eval unschedule ID`"
 )
@@ -35,13 +36,21 @@ def eval_job(payload: dict[str, Any], dedup_key: str | None) -> JobBase:
                    dedup_key=dedup_key, payload=payload, max_attempts=2)  # fmt: skip
 
 
-def parse_run(text: str) -> tuple[str, str]:
-    """``run SUITE [dev|heldout]`` → (suite, split); ToolError with the usage otherwise."""
-    words = text.split()
-    if len(words) < 2 or words[0] != "run" or (len(words) > 2 and words[2] not in
-                                               ("dev", "heldout")):  # fmt: skip
+def parse_run(text: str) -> tuple[str, str, str | None]:
+    """``run SUITE [dev|heldout] [MODEL]`` → (suite, split, model: a URL or NAME@VERSION);
+    ToolError with the usage otherwise."""
+    words = text.replace("<", "").replace(">", "").split()  # Slack wraps URLs in <…>
+    if len(words) < 2 or words[0] != "run" or len(words) > 4:
         raise ToolError(f"Usage: {USAGE}")
-    return words[1], words[2] if len(words) > 2 else "dev"
+    split, model = "dev", None
+    for word in words[2:]:
+        if word in ("dev", "heldout"):
+            split = word
+        elif word.startswith(("http://", "https://")) or "@" in word:
+            model = word.split("|")[0]
+        else:
+            raise ToolError(f"Usage: {USAGE}")
+    return words[1], split, model
 
 
 def answer(store: EvalStore, text: str) -> str:
@@ -184,7 +193,10 @@ class EvalJobs:
             ).result(30)
 
         options = RunOptions(split=p["split"], requested_by=p["user"], progress=progress,
-                             prometheus_url=self.services.settings.prometheus.url)  # fmt: skip
+                             prometheus_url=self.services.settings.prometheus.url,
+                             model=p.get("model"),
+                             registry=self.services.deploys.registry
+                             if self.services.deploys else None)  # fmt: skip
         try:
             result = await asyncio.to_thread(run_suite, p["suite"], self.store, options)
             text = f"```{report_text(result)}```"

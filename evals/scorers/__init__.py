@@ -31,8 +31,9 @@ class Scorer(Protocol):
 
 
 def make_scorer(
-    suite: Suite, split: Split, work: Path, *, prometheus_url: str | None = None
-) -> Scorer:
+    suite: Suite, split: Split, work: Path, *, prometheus_url: str | None = None,
+    model: str | None = None, registry: Any = None,
+) -> Scorer:  # fmt: skip
     kind = suite.config.kind
     if kind == "retrieval":
         from evals.scorers.retrieval import RetrievalScorer
@@ -42,6 +43,10 @@ def make_scorer(
         from evals.scorers.metrics import MetricsScorer
 
         return MetricsScorer(suite, split, work, url=prometheus_url)
+    if kind == "model":
+        from evals.scorers.model import ModelScorer
+
+        return ModelScorer(suite, split, work, target=model, registry=registry)
     from evals.scorers.tools import ToolsScorer
 
     return ToolsScorer(suite, split)

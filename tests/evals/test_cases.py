@@ -20,11 +20,13 @@ def write(tmp_path: Path, text: str) -> Path:
 
 def test_every_suite_and_every_case_file_of_the_repository_loads() -> None:
     from evals.scorers.metrics import MetricsCase
+    from evals.scorers.model import ModelCase
     from evals.scorers.retrieval import RetrievalCase
 
-    models = {"tools": ToolsCase, "metrics": MetricsCase, "retrieval": RetrievalCase}
+    models = {"tools": ToolsCase, "metrics": MetricsCase, "retrieval": RetrievalCase,
+              "model": ModelCase}  # fmt: skip
     suites = {s.name: s for s in list_suites()}
-    assert {"retrieval", "metrics", "tools"} <= set(suites)
+    assert {"retrieval", "metrics", "tools", "model"} <= set(suites)
     for suite in suites.values():
         assert set(suite.config.splits) == {"dev", "heldout"}
         for spec in suite.config.splits.values():
@@ -63,7 +65,9 @@ def test_twice_the_same_id_not_yaml_and_no_list_are_refused(tmp_path: Path) -> N
 
 
 def test_an_unknown_suite_and_a_bad_config_are_explained(tmp_path: Path) -> None:
-    with pytest.raises(CaseFileError, match="no suite 'nope'; known: metrics, retrieval, tools"):
+    with pytest.raises(
+        CaseFileError, match="no suite 'nope'; known: metrics, model, retrieval, tools"
+    ):
         load_suite("nope")
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "suite.yaml").write_text("name: bad\nkind: poetry\n")

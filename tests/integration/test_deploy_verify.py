@@ -185,3 +185,37 @@ def test_with_rollback_ask_a_failed_verification_waits_for_roll_back(
     assert served_by(base) == "gemma-v1"
     audit = [r.action for r in Store(settings.database_url).audit_log(limit=20)]
     assert "rollback" in audit and "rolled back" in audit
+
+
+#: The model suite against the new version before the switch; contains ≥ MIN.
+GATE = """
+    - kind: eval
+      name: quality
+      suite: model
+      metric: contains
+      min: {minimum}
+"""
+
+
+def test_an_eval_gate_keeps_a_version_below_its_threshold_from_traffic(
+    scraped: tuple[SignedSender, str, Settings, Path], standin: SlackStandIn
+) -> None:
+    sender, base, settings, checks = scraped
+    requests = Requests(Store(settings.database_url).engine)
+    checks_file(checks, GATE.replace("{minimum}", "0.0"))  # any score opens it
+    deploy(sender, standin, requests, "v1")
+    first = requests.history("gemma")[-1]
+    assert first.state == SUCCEEDED, first.note
+    opened = standin.wait_for(
+        "chat.postMessage", lambda c: "eval gate *quality*" in c.params["text"]
+    )
+    assert "→ open" in opened.params["text"] and "contains = " in opened.params["text"]
+
+    checks_file(checks, GATE.replace("{minimum}", "1.01"))  # no score reaches it
+    deploy(sender, standin, requests, "v2")
+    second = requests.history("gemma")[-1]
+    assert second.state == FAILED and "eval quality: contains" in second.note, second.note
+    assert "got no traffic" in second.note
+    assert served_by(base) == "gemma-v1"  # never switched
+    card = json.dumps(standin.calls_to("chat.update")[-1].params)
+    assert "failed" in card

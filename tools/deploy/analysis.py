@@ -30,10 +30,18 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+)
 
 from tools.base import ToolError
 from tools.metrics.durations import parse_duration
@@ -171,19 +179,60 @@ class Check(BaseModel):
             return INCONCLUSIVE
 
 
-class ChecksFile(BaseModel):
-    """``{model: {env: [checks…]}}``; ``"*"`` matches any model or environment."""
+class EvalGate(BaseModel):
+    """An eval suite run against the new version before it gets traffic (``kind: eval``):
+    below ``min`` on ``metric`` (above ``max``), the deploy does not switch."""
 
     model_config = ConfigDict(extra="forbid")
-    checks: dict[str, dict[str, list[Check]]]
+    kind: Literal["eval"]
+    name: str
+    suite: str = "model"
+    split: Literal["dev", "heldout"] = "dev"
+    metric: str
+    min: float | None = None
+    max: float | None = None
 
-    def for_(self, model: str, env: str) -> list[Check]:
+    def verdict(self, value: float | None) -> str | None:
+        """Why the gate is closed (None: open)."""
+        if value is None:
+            return f"eval {self.name}: {self.metric} was not measured"
+        if self.min is not None and value < self.min:
+            return f"eval {self.name}: {self.metric} {value:.3f} < {self.min}"
+        if self.max is not None and value > self.max:
+            return f"eval {self.name}: {self.metric} {value:.3f} > {self.max}"
+        return None
+
+
+def _kind(value: object) -> str:
+    kind = value.get("kind") if isinstance(value, dict) else getattr(value, "kind", None)
+    return "eval" if kind == "eval" else "prometheus"
+
+
+Item = Annotated[
+    Annotated[Check, Tag("prometheus")] | Annotated[EvalGate, Tag("eval")], Discriminator(_kind)
+]
+
+
+class ChecksFile(BaseModel):
+    """``{model: {env: [checks…]}}``; ``"*"`` matches any model or environment. An item with
+    ``kind: eval`` is an eval gate run before the switch; the others are PromQL checks."""
+
+    model_config = ConfigDict(extra="forbid")
+    checks: dict[str, dict[str, list[Item]]]
+
+    def _items(self, model: str, env: str) -> list[Check | EvalGate]:
         for m in (model, "*"):
             envs = self.checks.get(m) or {}
             for e in (env, "*"):
                 if e in envs:
-                    return envs[e]
+                    return list(envs[e])
         return []
+
+    def for_(self, model: str, env: str) -> list[Check]:
+        return [c for c in self._items(model, env) if isinstance(c, Check)]
+
+    def gates_for(self, model: str, env: str) -> list[EvalGate]:
+        return [c for c in self._items(model, env) if isinstance(c, EvalGate)]
 
 
 def load_checks(path: Path) -> ChecksFile:
@@ -198,7 +247,7 @@ def load_checks(path: Path) -> ChecksFile:
         return ChecksFile.model_validate({"checks": data or {}})
     except ValidationError as exc:
         error = exc.errors()[0]
-        where = ".".join(str(p) for p in error["loc"][1:])
+        where = ".".join(str(p) for p in error["loc"][1:] if p not in ("prometheus", "eval"))
         raise ToolError(f"{path}: {where}: {error['msg']}") from None
 
 
