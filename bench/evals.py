@@ -18,7 +18,7 @@ from evals.store import EvalStore
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench" / "results" / "evals.json"
-SUITES = ("retrieval", "tools", "model")
+SUITES = ("retrieval", "tools", "triage", "model")
 TUNED = {"dev": "the method was chosen looking at it", "heldout": "written blind; never tuned on"}
 
 

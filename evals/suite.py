@@ -41,7 +41,7 @@ class SplitSpec(BaseModel):
 class SuiteConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str
-    kind: Literal["retrieval", "metrics", "tools", "model"]
+    kind: Literal["retrieval", "metrics", "tools", "model", "triage"]
     description: str
     splits: dict[Split, SplitSpec]
     metrics: dict[str, MetricSpec]

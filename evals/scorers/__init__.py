@@ -43,6 +43,10 @@ def make_scorer(
         from evals.scorers.metrics import MetricsScorer
 
         return MetricsScorer(suite, split, work, url=prometheus_url)
+    if kind == "triage":
+        from evals.scorers.triage import TriageScorer
+
+        return TriageScorer(suite, split)
     if kind == "model":
         from evals.scorers.model import ModelScorer
 

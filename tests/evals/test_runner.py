@@ -116,3 +116,15 @@ def test_the_retrieval_suite_meets_its_thresholds(store: EvalStore) -> None:
     wrong = [(c.case_id, c.output) for c in store.cases(run.id) if c.outcome != "pass"]
     assert run.status == "passed", (run.metrics, wrong)
     assert shutil.which("git") is None or run.git_rev != "unknown"
+
+
+def test_the_triage_suite_meets_its_thresholds_on_new_and_rising_culprits(
+    store: EvalStore,
+) -> None:
+    if not (SHARED / "loghub" / "HDFS").is_dir():
+        pytest.skip(f"LOUD SKIP: the shared Loghub data is not at {SHARED}")
+    run = run_suite("triage", store, RunOptions())
+    assert run.id is not None
+    wrong = [(c.case_id, c.output) for c in store.cases(run.id) if c.outcome != "pass"]
+    assert run.status == "passed", (run.metrics, wrong)
+    assert run.metrics["top1_new"]["cases"] == run.metrics["top1_rising"]["cases"] > 0
