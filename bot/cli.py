@@ -203,7 +203,7 @@ async def _chat(settings: Settings, thread_id: str, once: str | None) -> None:
         typer.echo("opsbot chat: ask about an incident or a procedure. Ctrl-D to leave.")
         while True:
             question = (await asyncio.to_thread(input, "you> ")).strip()
-            if question in ("exit", "quit"):
+            if question.lower().lstrip("/:") in ("exit", "quit", "q"):
                 return
             if question:
                 await answer(question)
