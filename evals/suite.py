@@ -3,6 +3,7 @@ scorer, the splits, each metric's threshold and tolerance) and its case files.""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -71,7 +72,13 @@ class Suite:
         return self.config.splits[split]
 
 
+SUITE_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
+
+
 def load_suite(name: str, root: Path = SUITES) -> Suite:
+    if not SUITE_NAME.match(name):  # never a path: the name picks a folder of `root`
+        known = ", ".join(s.name for s in list_suites(root)) or "none"
+        raise CaseFileError(f"no suite {name[:64]!r}; known: {known}")
     folder = root / name
     config_path = folder / "suite.yaml"
     if not config_path.is_file():
