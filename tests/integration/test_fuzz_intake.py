@@ -78,7 +78,10 @@ def bodies() -> st.SearchStrategy[bytes]:
     content_type=CONTENT_TYPES,
     signed=st.booleans(),
     timestamp=st.one_of(
-        st.none(), st.text(HEADER_CHARS, max_size=12), st.integers(-10, 10**12).map(str)
+        st.none(),
+        # what an HTTP client can send: h11 refuses a value with spaces at either end
+        st.text(HEADER_CHARS, max_size=12).filter(lambda t: t == t.strip()),
+        st.integers(-10, 10**12).map(str),
     ),
 )
 def test_slack_events_never_answer_5xx(
