@@ -37,7 +37,14 @@ from bot.slack.delivery import Delivery
 from bot.work.queue import JobBase
 from bot.work.workers import Handler, JobRun
 from tools.deploy.analysis import FAILED as CHECK_FAILED
-from tools.deploy.analysis import INCONCLUSIVE, SUCCESSFUL, AnalysisRun, Measurement
+from tools.deploy.analysis import (
+    INCONCLUSIVE,
+    SUCCESSFUL,
+    AnalysisRun,
+    Check,
+    EvalGate,
+    Measurement,
+)
 from tools.metrics.client import Prometheus
 
 if TYPE_CHECKING:
@@ -83,13 +90,14 @@ class Execution:
     async def run(self, run: JobRun) -> None:
         d = self.deploys
         request_id = int(run.job.payload["request_id"])
-        if not run.progress.get("won"):
-            if not await asyncio.to_thread(d.requests.start_execution, request_id):
-                return  # not approved (any more), or another attempt runs it
-            before = await asyncio.to_thread(self.target.current, *self._key(request_id))
-            await run.record(won=True, before=before.as_dict() if before else None)
+        won = bool(run.progress.get("won"))
+        if not won and not await asyncio.to_thread(d.requests.start_execution, request_id):
+            return  # not approved (any more), or another attempt runs it
         request = await asyncio.to_thread(d.requests.get, request_id)
         assert request is not None
+        if not won:  # what serves now: where a failed verification sends the traffic back
+            live = await asyncio.to_thread(self.target.current, request.model, request.env)
+            await run.record(won=True, before=live.as_dict() if live else None)
         delivery = self._delivery(run, request)
         await d.show(request)
         before = _live(run.progress.get("before"))
@@ -101,6 +109,8 @@ class Execution:
         handles = {"before": before.as_dict() if before else None, "started": started.as_dict()}
         await asyncio.to_thread(d.requests.update, request_id, handles=handles)
         request.handles = handles
+        gates, checks = await asyncio.to_thread(d.verification, request.action, request.model,
+                                                request.env)  # fmt: skip
         if not run.progress.get("switched_at"):
             timeout = self.settings.health_timeout_seconds
             try:
@@ -109,7 +119,7 @@ class Execution:
                 await asyncio.to_thread(self.target.abandon, started)
                 await self.fail(request, delivery, str(exc))
                 return
-            closed = await self._gates(request, delivery, started)
+            closed = await self._gates(request, delivery, started, gates)
             if closed:
                 await asyncio.to_thread(self.target.abandon, started)
                 await self.fail(request, delivery, closed)
@@ -124,7 +134,7 @@ class Execution:
             await run.record(switched_at=time.time())
         switched_at = float(run.progress["switched_at"])
         problem = await self._smoke(request, started)
-        phase = CHECK_FAILED if problem else await self._analyse(request, delivery)
+        phase = CHECK_FAILED if problem else await self._analyse(delivery, checks)
         if phase == SUCCESSFUL:
             await self.succeed(request, delivery)
         elif phase == INCONCLUSIVE or (self.settings.rollback == "ask" and before is not None):
@@ -132,13 +142,8 @@ class Execution:
                            problem or f"verification {phase.lower()}")  # fmt: skip
         else:
             await self.roll_back(request, delivery, problem or f"verification {phase.lower()}")
-        if not problem:
-            await self._chart(request, delivery, switched_at)
-
-    def _key(self, request_id: int) -> tuple[str, str]:
-        request = self.deploys.requests.get(request_id)
-        assert request is not None
-        return request.model, request.env
+        if not problem and checks:
+            await self._chart(request, delivery, switched_at, checks)
 
     async def _start(self, run: JobRun, request: DeployRequest) -> Started:
         known = run.progress.get("started")
@@ -150,16 +155,13 @@ class Execution:
         await run.record(started=started.as_dict())
         return started
 
-    async def _gates(self, request: DeployRequest, delivery: Delivery,
-                     started: Started) -> str | None:  # fmt: skip
+    async def _gates(self, request: DeployRequest, delivery: Delivery, started: Started,
+                     gates: list[EvalGate]) -> str | None:  # fmt: skip
         """The eval gates, run against the new version before it gets traffic: why one is
         closed (None: all open), each said in the thread."""
-        if request.action == "rollback":
-            return None
         from evals.runner import RunOptions, run_suite
         from evals.store import EvalStore
 
-        gates = await asyncio.to_thread(self.deploys.gates_for, request.model, request.env)
         store = EvalStore(self.deploys.services.store.engine)
         for gate in gates:
             options = RunOptions(split=gate.split, model=started.upstream,
@@ -192,11 +194,8 @@ class Execution:
             return f"the stable address answered {response.status_code} from {served!r}"
         return None
 
-    async def _analyse(self, request: DeployRequest, delivery: Delivery) -> str:
+    async def _analyse(self, delivery: Delivery, checks: list[Check]) -> str:
         """The checks of the model and environment, each measurement said in the thread."""
-        if request.action == "rollback":  # back to a version that passed: health only
-            return SUCCESSFUL
-        checks = await asyncio.to_thread(self.deploys.checks_for, request.model, request.env)
         if not checks:
             return SUCCESSFUL
         loop = asyncio.get_running_loop()
@@ -219,12 +218,10 @@ class Execution:
         await delivery.post_once("analysis_ts", f"Verification: {phase}.")
         return phase
 
-    async def _chart(self, request: DeployRequest, delivery: Delivery, switched_at: float) -> None:
+    async def _chart(self, request: DeployRequest, delivery: Delivery, switched_at: float,
+                     checks: list[Check]) -> None:  # fmt: skip
         """The checked series with the switch marked (after the decision: a rollback never
         waits for a drawing)."""
-        checks = await asyncio.to_thread(self.deploys.checks_for, request.model, request.env)
-        if request.action == "rollback" or not checks:
-            return
         settings = self.deploys.services.settings.prometheus
         path = self.deploys.services.settings.data_dir / "charts" / f"deploy-{request.id}.png"
         title = f"{request.model} {request.version} in {request.env}"

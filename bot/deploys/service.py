@@ -68,6 +68,7 @@ class Deploys:
         keys = sorted(set(old) | set(wanted.params))
         changes = {k: [old.get(k), wanted.params.get(k)] for k in keys
                    if old.get(k) != wanted.params.get(k)}  # fmt: skip
+        gates, checks = self.verification(action, model, env)
         return {
             "action": action, "model": model, "env": env, "version": version,
             "from_version": live, "target": self.settings.target, "uri": wanted.uri,
@@ -76,26 +77,23 @@ class Deploys:
                 "health: the new version lists its served name and completes a prompt",
                 *(f"before the switch: eval {g.name} ({g.suite} suite) "
                   + (f"{g.metric} ≥ {g.min}" if g.min is not None else f"{g.metric} ≤ {g.max}")
-                  for g in (self.gates_for(model, env) if action == "deploy" else [])),
+                  for g in gates),
                 "after the switch: the stable address answers with the new served name",
                 *(f"{c.name}: `{c.query}` ×{c.count} every {c.interval}"
                   + (f", success if {c.success_condition}" if c.success_condition else "")
                   + (f", failure if {c.failure_condition}" if c.failure_condition else "")
-                  for c in (self.checks_for(model, env) if action == "deploy" else [])),
+                  for c in checks),
             ],
         }  # fmt: skip
 
-    def gates_for(self, model: str, env: str) -> list[EvalGate]:
-        """The eval gates run against a new version before its switch."""
-        if self.settings.checks is None:
-            return []
-        return load_checks(self.settings.checks).gates_for(model, env)
-
-    def checks_for(self, model: str, env: str) -> list[Check]:
-        """The verification checks of a model and environment (OPSBOT_DEPLOY_CHECKS)."""
-        if self.settings.checks is None:
-            return []
-        return load_checks(self.settings.checks).for_(model, env)
+    def verification(self, action: str, model: str, env: str) -> tuple[list[EvalGate], list[Check]]:
+        """The eval gates (before the switch) and the checks (after it) of a deploy of the
+        model to the environment, from one read of OPSBOT_DEPLOY_CHECKS; a rollback goes
+        back to a version that passed, so it has neither (health only)."""
+        if self.settings.checks is None or action != "deploy":
+            return [], []
+        checks = load_checks(self.settings.checks)
+        return checks.gates_for(model, env), checks.for_(model, env)
 
     def last_good(self, model: str, env: str, live: str | None) -> str:
         """The version a rollback restores: what served before the live one succeeded."""

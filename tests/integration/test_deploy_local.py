@@ -51,8 +51,9 @@ def deploy(sender: SignedSender, standin: SlackStandIn, version: str) -> None:
     click(sender, card(standin), BOB)
 
 
-def served_by(base: str) -> str:
-    reply = httpx.post(f"{base}/models/gemma/staging/v1/completions",
+def served_by(base: str, model: str = "gemma") -> str:
+    """The served name that answers a completion through the model's stable address."""
+    reply = httpx.post(f"{base}/models/{model}/staging/v1/completions",
                        json={"prompt": "Hello", "max_tokens": 1}, timeout=60)  # fmt: skip
     assert reply.status_code == 200, reply.text
     return str(reply.json()["model"])

@@ -7,7 +7,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from bot.deploys.requests import FAILED, ROLLED_BACK, SUCCEEDED, Requests
@@ -18,6 +17,7 @@ from bot.store import Store
 from tests.integration.conftest import SECRET, running_bot
 from tests.integration.processes import wait_until
 from tests.integration.test_deploy_approvals import ALICE, BOB, card, click
+from tests.integration.test_deploy_local import served_by
 from tests.mlflow_server import mlflow_command, mlflow_server
 from tools.base import ToolError
 
@@ -106,24 +106,19 @@ def test_deploys_move_the_alias_and_a_rollback_moves_it_back(
         last = requests.history("gemma-ml")[-1]
         assert last.state == SUCCEEDED, last.note
 
-    def served() -> str:
-        reply = httpx.post(f"{base}/models/gemma-ml/staging/v1/completions",
-                           json={"prompt": "Hello", "max_tokens": 1}, timeout=60)  # fmt: skip
-        return str(reply.json()["model"])
-
     run("deploy gemma-ml v1 staging")
-    assert served() == "gemma-ml-v1"
+    assert served_by(base, "gemma-ml") == "gemma-ml-v1"
     assert registry.client.get_model_version_by_alias("gemma-ml", "staging").version == "1"
     # the weights came from MLflow's artifact store, not from the registered path
     fetched = list((settings.data_dir / "artifacts" / "gemma-ml" / "v1").rglob("*.gguf"))
     assert len(fetched) == 1
 
     run("deploy gemma-ml v2 staging")
-    assert served() == "gemma-ml-v2"
+    assert served_by(base, "gemma-ml") == "gemma-ml-v2"
     assert registry.client.get_model_version_by_alias("gemma-ml", "staging").version == "2"
 
     run("rollback gemma-ml staging")
-    assert served() == "gemma-ml-v1"
+    assert served_by(base, "gemma-ml") == "gemma-ml-v1"
     assert registry.client.get_model_version_by_alias("gemma-ml", "staging").version == "1"
     moves = [(m.from_version, m.to_version, m.by) for m in registry.alias_history("gemma-ml")]
     assert moves == [(None, "v1", ALICE), ("v1", "v2", ALICE), ("v2", "v1", ALICE)]

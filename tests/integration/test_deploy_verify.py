@@ -9,7 +9,6 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from bot.deploys.requests import FAILED, ROLLED_BACK, SUCCEEDED, VERIFYING, Requests
@@ -21,6 +20,7 @@ from bot.store import Store
 from tests.integration.conftest import SECRET, running_bot
 from tests.integration.processes import wait_until
 from tests.integration.test_deploy_approvals import ALICE, BOB, card, click, ephemerals
+from tests.integration.test_deploy_local import served_by
 from tests.promstack import PrometheusServer, require_binaries
 from tools.deploy.registry import Registry
 
@@ -90,13 +90,6 @@ def scraped(
                 yield SignedSender(url, SECRET), url.removesuffix("/slack/events"), settings, checks
         finally:
             stop_all(settings.data_dir)
-
-
-def served_by(base: str) -> str:
-    reply = httpx.post(f"{base}/models/gemma/staging/v1/completions",
-                       json={"prompt": "Hello", "max_tokens": 1}, timeout=60)  # fmt: skip
-    assert reply.status_code == 200, reply.text
-    return str(reply.json()["model"])
 
 
 def deploy(sender: SignedSender, standin: SlackStandIn, requests: Requests, version: str,

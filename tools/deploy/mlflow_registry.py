@@ -25,11 +25,11 @@ from sqlmodel import Field, Session, SQLModel, col, select
 
 from tools.base import ToolError
 from tools.deploy.registry import (
-    NAME,
     PARAMS,
     REMOTE_SCHEMES,
     ModelLive,
     ModelVersion,
+    check_names,
     file_digest,
 )
 
@@ -155,9 +155,7 @@ class MlflowRegistry:
     def register(
         self, model: str, version: str, uri: str, *, params: dict[str, Any], by: str
     ) -> ModelVersion:
-        for what, value in (("model", model), ("version", version)):
-            if not NAME.match(value):
-                raise ToolError(f"{what} {value!r}: letters, digits, '.', '_' or '-' only")
+        check_names(model, version)
         if any((v.tags or {}).get(f"{TAG}version") == version for v in self._raw(model)):
             raise ToolError(f"{model} {version} is registered already")
         tags = {f"{TAG}version": version, f"{TAG}registered_by": by}

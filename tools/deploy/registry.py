@@ -77,6 +77,13 @@ def parse_params(pairs: list[str]) -> dict[str, Any]:
     return params
 
 
+def check_names(model: str, version: str) -> None:
+    """ToolError unless both are registry names (letters, digits, '.', '_', '-')."""
+    for what, value in (("model", model), ("version", version)):
+        if not NAME.match(value):
+            raise ToolError(f"{what} {value!r}: letters, digits, '.', '_' or '-' only")
+
+
 def file_digest(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
@@ -94,9 +101,7 @@ class Registry:
     def register(
         self, model: str, version: str, uri: str, *, params: dict[str, Any], by: str
     ) -> ModelVersion:
-        for what, value in (("model", model), ("version", version)):
-            if not NAME.match(value):
-                raise ToolError(f"{what} {value!r}: letters, digits, '.', '_' or '-' only")
+        check_names(model, version)
         sha256 = None
         if not uri.startswith(REMOTE_SCHEMES):
             path = Path(uri).expanduser()
