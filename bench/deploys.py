@@ -71,8 +71,11 @@ def one_deploy(bots: list[BotProcess], standin: SlackStandIn, requests: Requests
     with ThreadPoolExecutor(racing) as pool:
         list(pool.map(lambda i: click(bots[i % len(bots)].events_url, *args,
                                       APPROVERS[i % 2]), range(racing)))  # fmt: skip
+    # the card drawn past pending: "approved", or already "deploying…" when the execution
+    # (maybe on the other replica) moved the request before the click's redraw read it
     card_at = wait_until(lambda: any(
-        c.params.get("ts") == request.card_ts and "approved" in c.params.get("text", "")
+        c.params.get("ts") == request.card_ts and c.at >= started
+        and "waiting for approval" not in c.params.get("text", "")
         for c in standin.calls_to("chat.update")), 30)  # fmt: skip
     serving_at = wait_until(lambda: served_by(bots[0].base) == f"gemma-{version}", 180)
     time.sleep(1)
