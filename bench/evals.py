@@ -18,8 +18,12 @@ from evals.store import EvalStore
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench" / "results" / "evals.json"
-SUITES = ("retrieval", "tools", "triage", "model")
+SUITES = ("retrieval", "questions", "answers", "tools", "triage", "model")
 TUNED = {"dev": "the method was chosen looking at it", "heldout": "written blind; never tuned on"}
+#: Where a split is not what TUNED says.
+DATA = {("triage", "heldout"): "a fresh seeded draw over the 8 systems the ranking was chosen on",
+        ("answers", "dev"): "written blind; nothing chosen on it",
+        ("model", "dev"): "nothing tuned: the figures are the model's"}  # fmt: skip
 
 
 def main() -> None:
@@ -38,7 +42,8 @@ def main() -> None:
                 results.setdefault(suite, {})[split] = {
                     "status": run.status, "model": run.model, "counts": run.counts,
                     "metrics": {k: v["value"] for k, v in run.metrics.items()},
-                    "duration_s": run.duration_s, "data": TUNED[split],
+                    "duration_s": run.duration_s,
+                    "data": DATA.get((suite, split), TUNED[split]),
                 }  # fmt: skip
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(results, indent=2) + "\n")

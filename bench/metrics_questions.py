@@ -1,8 +1,10 @@
 """Metric questions in words → PromQL, scored on results: the ``metrics`` eval suite
 (evals/suites/metrics) on both splits, through the same code as ``opsbot eval run
-metrics``. The dev split (questions.yaml) guided the method; the held-out split
-(holdout.yaml) was written apart from it and is the figure to quote. Writes
-bench/results/metrics_questions.json ({"dev": ..., "heldout": ...}).
+metrics``. The dev split (questions.yaml, and dev-2.yaml: 13/24 on its first blind run,
+then tuned on) guided the method; the held-out split (heldout.yaml, written blind in
+2026-12) is the figure to quote. Writes bench/results/metrics_questions.json ({"dev": ...,
+"heldout": ..., "history": ...}); failing cases are listed for dev only (reading the
+held-out failures would make it a dev set).
 
     python -m bench.metrics_questions
 """
@@ -20,6 +22,13 @@ from evals.store import EvalStore
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench" / "results" / "metrics_questions.json"
+#: Figures of sets that have since been tuned on, kept as they were first measured.
+HISTORY = {
+    "dev-2.yaml (then holdout.yaml), 24 questions, 2026-11": {
+        "blind_first_run": "13/24", "after_tuning_on_it": "19/24",
+        "now": "part of the dev split",
+    },
+}  # fmt: skip
 
 
 def suite_figures(store: EvalStore, url: str) -> dict[str, Any]:
@@ -28,9 +37,10 @@ def suite_figures(store: EvalStore, url: str) -> dict[str, Any]:
         run = run_suite("metrics", store, RunOptions(split=split, prometheus_url=url))  # type: ignore[arg-type]
         assert run.id is not None
         wrong = [{"id": c.case_id, **c.output} for c in store.cases(run.id)
-                 if c.outcome != "pass"]  # fmt: skip
+                 if c.outcome != "pass"] if split == "dev" else "not listed"  # fmt: skip
         results[split] = {"status": run.status, "metrics": run.metrics, "counts": run.counts,
                           "duration_s": run.duration_s, "wrong": wrong}  # fmt: skip
+    results["history"] = HISTORY
     return results
 
 

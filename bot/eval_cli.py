@@ -110,14 +110,26 @@ def eval_run(
         str | None,
         typer.Option(help="model suite: an OpenAI-compatible URL or NAME@VERSION (registry)."),
     ] = None,
+    judge: Annotated[
+        str | None,
+        typer.Option(
+            help="Judge of the judged metrics: an OpenAI-compatible URL "
+            "(default OPSBOT_EVAL_JUDGE_URL; none: 'not judged')."
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Run a suite (or all) and report it; exits 1 when a threshold is missed, a regression
     is flagged, or the run is invalid."""
+    from bot.cli import settings_or_exit
     from evals.cases import CaseFileError
+    from evals.judge import judge_from_settings
     from evals.runner import RunOptions, run_suite
     from evals.suite import list_suites
 
+    if judge is not None and not judge.startswith(("http://", "https://")):
+        raise typer.BadParameter("an http(s) URL of an OpenAI-compatible API", param_hint="--judge")
+    settings = settings_or_exit()
     if split not in ("dev", "heldout"):
         raise typer.BadParameter("dev or heldout", param_hint="--split")
     store = _store()
@@ -125,7 +137,9 @@ def eval_run(
         names = [s.name for s in list_suites()] if suite == "all" else [suite]
         options = RunOptions(split=split, repeat=repeat, baseline=baseline,  # type: ignore[arg-type]
                              progress=None if as_json else _bar, model=model,
-                             registry=_registry() if model and "@" in model else None)  # fmt: skip
+                             registry=_registry() if model and "@" in model else None,
+                             settings=settings,
+                             judge=judge_from_settings(settings, judge))  # fmt: skip
         runs = [run_suite(n, store, options) for n in names]
     except CaseFileError as exc:
         typer.echo(f"error: {exc}", err=True)

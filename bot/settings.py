@@ -390,6 +390,26 @@ class EvalsSettings(BaseModel):
         return value
 
 
+class EvalJudgeSettings(BaseModel):
+    """The judge model of the judged eval metrics (ragas faithfulness, relevancy, context
+    precision): an OpenAI-compatible endpoint, the self-hosted vLLM in production. Without
+    a URL, judged metrics read "not judged"."""
+
+    judge_url: OptionalHttpUrl = Field(
+        None, description="Base URL of the judge's OpenAI-compatible API, e.g. http://vllm:8000/v1."
+    )
+    judge_model: str = Field("", description="Model name the judge server serves.")
+    judge_api_key: SecretStr = Field(SecretStr("none"), description="API key for the judge.")
+    judge_timeout: float = Field(
+        120.0, gt=0, description="Seconds for one judged metric of a case."
+    )
+    judge_concurrency: int = Field(4, ge=1, le=64, description="Judge requests at once.")
+    judge_max_tokens: int = Field(
+        2048, ge=256, le=32768,
+        description="Tokens a judge answer may take (ragas' 1,024 cuts long JSON short).",
+    )  # fmt: skip
+
+
 class MlflowSettings(BaseModel):
     """The MLflow Model Registry, where ML teams already keep their model versions."""
 
@@ -468,6 +488,7 @@ class Settings(BaseSettings):
     webhook: WebhookSettings = Field(default_factory=WebhookSettings)
     workers: WorkersSettings = Field(default_factory=WorkersSettings)
     deploy: DeploySettings = Field(default_factory=DeploySettings)
+    eval: EvalJudgeSettings = Field(default_factory=EvalJudgeSettings)
     mlflow: MlflowSettings = Field(default_factory=MlflowSettings)
     evals: EvalsSettings = Field(default_factory=EvalsSettings)
 

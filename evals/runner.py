@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from evals.cases import CaseFileError
+from evals.judge import JudgeConfig
 from evals.scorers import Scored, make_scorer
 from evals.stats import compare, flips
 from evals.store import EvalCase, EvalRun, EvalStore
@@ -41,6 +42,8 @@ class RunOptions:
     prometheus_url: str | None = None  # the metrics suite's data (default: start it)
     model: str | None = None  # the model suite's target: a URL or NAME@VERSION
     registry: Any = None  # the bot's model registry (for NAME@VERSION)
+    judge: JudgeConfig | None = None  # the judged metrics' model (None: "not judged")
+    settings: Any = None  # the bot's settings (the answers suite's agent model)
 
 
 def git_revision() -> str:
@@ -60,6 +63,7 @@ def run_suite(name: str, store: EvalStore, options: RunOptions | None = None) ->
     run: EvalRun = store.add(EvalRun(
         suite=name, split=options.split, git_rev=git_revision(), repeat=options.repeat,
         requested_by=options.requested_by, model="deterministic (no model)",
+        judge=options.judge.label if options.judge else "",
         settings={"kind": suite.config.kind, "cases": suite.split(options.split).cases},
     ))  # fmt: skip
     assert run.id is not None
@@ -82,7 +86,8 @@ def run_suite(name: str, store: EvalStore, options: RunOptions | None = None) ->
 def _score_all(suite: Suite, options: RunOptions, run_id: int, work: Path,
                store: EvalStore) -> list[EvalCase]:  # fmt: skip
     scorer = make_scorer(suite, options.split, work, prometheus_url=options.prometheus_url,
-                         model=options.model, registry=options.registry)  # fmt: skip
+                         model=options.model, registry=options.registry,
+                         settings=options.settings, judge=options.judge)  # fmt: skip
     evaluated = getattr(scorer, "name", None)  # the model suite's target, for the report
     if evaluated:
         store.update(run_id, model=str(evaluated)[:300])
@@ -94,8 +99,10 @@ def _score_all(suite: Suite, options: RunOptions, run_id: int, work: Path,
                 started = time.perf_counter()
                 try:
                     scored = scorer.score(case)
-                    outcome = ("pass" if scored.passed else
-                               "known_fail" if case.known_fail else "fail")  # fmt: skip
+                    verdict = (
+                        "pass" if scored.passed else "known_fail" if case.known_fail else "fail"
+                    )
+                    outcome = scored.outcome or verdict
                 except Exception as exc:  # the pipeline failed on this case: counted, shown
                     scored = Scored({}, False, {"error": f"{type(exc).__name__}: {exc}"[:500]})
                     outcome = "error"
@@ -151,7 +158,8 @@ def judge(suite: Suite, rows: list[EvalCase], store: EvalStore,
         ok = None
         if value is not None and spec.threshold is not None:
             ok = value >= spec.threshold if spec.higher_is_better else value <= spec.threshold
-        status = "scored" if value is not None else "not judged" if spec.judged else "no cases"
+        status = ("scored" if value is not None else "no cases" if not spec.judged else
+                  "judge errors" if options.judge else "not judged")  # fmt: skip
         metrics[name] = {"value": value, "threshold": spec.threshold, "passed": ok,
                          "cases": len(scores), "status": status}  # fmt: skip
     baseline = (store.get(options.baseline) if options.baseline

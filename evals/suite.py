@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from evals.cases import CaseFileError
+from evals.cases import CaseFileError, load_cases
+
+T = TypeVar("T", bound=BaseModel)
 
 SUITES = Path(__file__).resolve().parent / "suites"
 ROOT = SUITES.parents[1]
@@ -34,7 +36,9 @@ class MetricSpec(BaseModel):
 
 class SplitSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    cases: str = Field(description="a case file in the suite's folder, or shared:PATH")
+    cases: str | list[str] = Field(
+        description="a case file in the suite's folder, or shared:PATH; or a list of them"
+    )
     corpus: str | None = Field(None, description="what the cases search (retrieval)")
     key: str = "cases"
 
@@ -42,7 +46,7 @@ class SplitSpec(BaseModel):
 class SuiteConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str
-    kind: Literal["retrieval", "metrics", "tools", "model", "triage"]
+    kind: Literal["retrieval", "metrics", "tools", "model", "triage", "answers"]
     description: str
     splits: dict[Split, SplitSpec]
     metrics: dict[str, MetricSpec]
@@ -70,6 +74,23 @@ class Suite:
         if split not in self.config.splits:
             raise CaseFileError(f"suite {self.name} has no {split} split")
         return self.config.splits[split]
+
+    def case_files(self, split: Split) -> list[Path]:
+        cases = self.split(split).cases
+        return [self.path(ref) for ref in ([cases] if isinstance(cases, str) else cases)]
+
+    def load(self, split: Split, model: type[T]) -> list[T]:
+        """The split's cases from all its files, in order; an id twice is an error."""
+        out: list[T] = []
+        seen: dict[str, Path] = {}
+        for path in self.case_files(split):
+            for case in load_cases(path, model, self.split(split).key):
+                ident = str(getattr(case, "id", ""))
+                if ident in seen:
+                    raise CaseFileError(f"{path}: case id {ident!r} is also in {seen[ident]}")
+                seen[ident] = path
+                out.append(case)
+        return out
 
 
 SUITE_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Regenerates the lock files from pyproject.toml (`make lock` runs this):
-#   requirements/lock.txt          runtime + the dev, local-llm, mlflow and kubernetes extras: what `make test` installs
+#   requirements/lock.txt          runtime + the dev, local-llm, mlflow, kubernetes and evals extras: what `make test` installs
 #   requirements/lock-runtime.txt  runtime only, the same versions (what `make demo` installs)
 # Pins already in the lock files are kept where pyproject still allows them; arguments go to
 # pip-compile for the full lock, e.g. `requirements/lock.sh --upgrade` (or `make lock
@@ -33,7 +33,7 @@ header() { # $1: what the file holds
 # requirements/lock.txt and requirements/lock-runtime.txt (tests/test_lock.py fails until then).
 # Exactly, in a throw-away venv with $TOOLS and this machine's pip configuration:
 #   pip-compile ${OPTS[*]:1} \\
-#     --extra dev --extra local-llm --extra mlflow --extra kubernetes -o requirements/lock.txt pyproject.toml
+#     --extra dev --extra local-llm --extra mlflow --extra kubernetes --extra evals -o requirements/lock.txt pyproject.toml
 #   pip-compile ${OPTS[*]:1} \\
 #     -c requirements/lock.txt -o requirements/lock-runtime.txt pyproject.toml
 # Installed by the Makefile with \`pip install --require-hashes -r FILE\`, then
@@ -54,10 +54,10 @@ EOF
 
 full=requirements/lock.txt
 runtime=requirements/lock-runtime.txt
-"${pip_compile[@]}" --extra dev --extra local-llm --extra mlflow --extra kubernetes -o "$full" "$@" pyproject.toml
+"${pip_compile[@]}" --extra dev --extra local-llm --extra mlflow --extra kubernetes --extra evals -o "$full" "$@" pyproject.toml
 # The runtime lock is constrained to the full one, so both always hold the same versions.
 "${pip_compile[@]}" -c "$full" -o "$runtime" pyproject.toml
-{ header "opsbot's lock: runtime + the dev, local-llm, mlflow and kubernetes extras (not gpu), what \`make test\` installs."; cat "$full"; } >"$tmp/full"
+{ header "opsbot's lock: runtime + the dev, local-llm, mlflow, kubernetes and evals extras (not gpu), what \`make test\` installs."; cat "$full"; } >"$tmp/full"
 { header "opsbot's runtime lock (no extras), what \`make demo\` installs: a subset of lock.txt."; cat "$runtime"; } >"$tmp/runtime"
 mv "$tmp/full" "$full"
 mv "$tmp/runtime" "$runtime"

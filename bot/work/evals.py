@@ -14,6 +14,7 @@ from bot.slack.delivery import Delivery
 from bot.work.queue import JobBase
 from bot.work.workers import Handler, JobRun
 from evals.cases import CaseFileError
+from evals.judge import judge_from_settings
 from evals.store import EvalStore
 from tools.base import ToolError
 
@@ -194,7 +195,8 @@ class EvalJobs:
 
         options = RunOptions(split=p["split"], requested_by=p["user"], progress=progress,
                              prometheus_url=self.services.settings.prometheus.url,
-                             model=p.get("model"),
+                             model=p.get("model"), settings=self.services.settings,
+                             judge=judge_from_settings(self.services.settings),
                              registry=self.services.deploys.registry
                              if self.services.deploys else None)  # fmt: skip
         try:
@@ -219,7 +221,9 @@ class EvalJobs:
         if result_id is None:
             options = RunOptions(split=schedule.split,  # type: ignore[arg-type]
                                  requested_by=schedule.created_by,
-                                 prometheus_url=self.services.settings.prometheus.url)  # fmt: skip
+                                 prometheus_url=self.services.settings.prometheus.url,
+                                 settings=self.services.settings,
+                                 judge=judge_from_settings(self.services.settings))  # fmt: skip
             result = await asyncio.to_thread(run_suite, schedule.suite, self.store, options)
             await run.record(run_id=result.id)
             assert result.id is not None

@@ -20,6 +20,8 @@ class Scored:
     scores: dict[str, float]
     passed: bool
     output: dict[str, Any] = field(default_factory=dict)
+    #: an outcome other than pass/fail, e.g. ``judge_error`` (its other scores still count)
+    outcome: str | None = None
 
 
 class Scorer(Protocol):
@@ -32,9 +34,13 @@ class Scorer(Protocol):
 
 def make_scorer(
     suite: Suite, split: Split, work: Path, *, prometheus_url: str | None = None,
-    model: str | None = None, registry: Any = None,
+    model: str | None = None, registry: Any = None, settings: Any = None, judge: Any = None,
 ) -> Scorer:  # fmt: skip
     kind = suite.config.kind
+    if kind == "answers":
+        from evals.scorers.answers import AnswersScorer
+
+        return AnswersScorer(suite, split, work, settings=settings, judge=judge)
     if kind == "retrieval":
         from evals.scorers.retrieval import RetrievalScorer
 

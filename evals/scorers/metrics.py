@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 
-from evals.cases import CaseBase, load_cases
+from evals.cases import CaseBase
 from evals.scorers import Scored
 from evals.suite import Split, Suite
 from tools.base import ToolContext
@@ -74,7 +74,7 @@ class MetricsScorer:
 
     def __init__(self, suite: Suite, split: Split, work: Path, url: str | None = None) -> None:
         self.spec = suite.split(split)
-        self.path = suite.path(self.spec.cases)
+        self.suite, self.split_name = suite, split
         self._stack = contextlib.ExitStack()
         if url is None:
             from tests.promstack import running_stack
@@ -88,7 +88,7 @@ class MetricsScorer:
         read_question(self.ctx, "warm up the catalog and the embedder", "1h")
 
     def cases(self) -> list[MetricsCase]:
-        return load_cases(self.path, MetricsCase, self.spec.key)
+        return self.suite.load(self.split_name, MetricsCase)
 
     def score(self, case: MetricsCase) -> Scored:
         at = datetime.now(UTC) - timedelta(seconds=30)

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 from sacrebleu.metrics import CHRF
 
-from evals.cases import CaseBase, load_cases
+from evals.cases import CaseBase
 from evals.scorers import Scored
 from evals.suite import Split, Suite
 from tools.base import ToolError
@@ -89,7 +89,7 @@ class ModelScorer:
     def __init__(self, suite: Suite, split: Split, work: Path, target: str | None = None,
                  registry: Any = None) -> None:  # fmt: skip
         self.spec = suite.split(split)
-        self.path = suite.path(self.spec.cases)
+        self.suite, self.split_name = suite, split
         self._stack = contextlib.ExitStack()
         self.url, self.name = resolve_model(target, work, self._stack, registry)
         self.client = httpx.Client(timeout=TIMEOUT_S)
@@ -103,7 +103,7 @@ class ModelScorer:
         self.served = str(listed[0]["id"]) if listed else "model"
 
     def cases(self) -> list[ModelCase]:
-        return load_cases(self.path, ModelCase, self.spec.key)
+        return self.suite.load(self.split_name, ModelCase)
 
     def _complete(self, case: ModelCase) -> tuple[str, float, float, int]:
         """The text, time to first token, total seconds and completion tokens (streamed)."""

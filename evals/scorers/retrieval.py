@@ -9,7 +9,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from evals.cases import CaseBase, load_cases
+from evals.cases import CaseBase
 from evals.scorers import Scored
 from evals.suite import Split, Suite
 from knowledge.alerts import alert_query
@@ -47,16 +47,17 @@ def in_section(path: str, heading: str) -> bool:
 class RetrievalScorer:
     def __init__(self, suite: Suite, split: Split, work: Path) -> None:
         self.spec = suite.split(split)
-        self.cases_path = suite.path(self.spec.cases)
+        self.suite, self.split_name = suite, split
         corpus = suite.path(self.spec.corpus or "project:knowledge/runbooks")
         embedder = get_embedder(DEFAULT_EMBEDDING_MODEL)
         build_index(corpus, work / "index", embedder)
         self.ctx = ToolContext(index_dir=work / "index", embedding_model=DEFAULT_EMBEDDING_MODEL)
 
     def cases(self) -> list[RetrievalCase]:
-        if self.cases_path.suffix == ".json":
-            return alert_cases(self.cases_path)
-        return load_cases(self.cases_path, RetrievalCase, self.spec.key)
+        files = self.suite.case_files(self.split_name)
+        if len(files) == 1 and files[0].suffix == ".json":
+            return alert_cases(files[0])
+        return self.suite.load(self.split_name, RetrievalCase)
 
     def score(self, case: RetrievalCase) -> Scored:
         hits = search_runbooks(self.ctx, case.query, K)

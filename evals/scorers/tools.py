@@ -1,11 +1,19 @@
 """Tool choice: a message → the tool calls the agent makes, from the deterministic planner
 the bot uses with no model (``bot.agent.planner.plan_deterministic``). A case checks the
 tool and the arguments it names, normalised so that equal things compare equal
-(durations by length, PromQL by its text without spaces, names case-insensitively)."""
+(durations by length, PromQL by its text without spaces, names case-insensitively).
+
+Beside our own ``tool_accuracy`` and ``call_accuracy``, ragas' ``ToolCallAccuracy`` and
+``ToolCallF1`` (non-LLM) score the same calls: both sides carry the normalised key
+arguments the case names (F1 compares whole calls, so an argument the case does not name
+would make every call differ). A case that expects no tool scores 1 when none is called.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import re
+import warnings
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -13,7 +21,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from bot.agent.planner import plan_deterministic
-from evals.cases import CaseBase, load_cases
+from evals.cases import CaseBase
 from evals.scorers import Scored
 from evals.suite import Split, Suite
 from tools.base import ToolContext
@@ -66,14 +74,41 @@ def context() -> ToolContext:
                        alertmanager=configured, loki=configured, deploys=object())  # fmt: skip
 
 
+async def ragas_scores(
+    name: str | None, args: dict[str, Any], expect: Expected
+) -> dict[str, float]:
+    """ragas' ToolCallAccuracy and ToolCallF1 of the call made against the one expected."""
+    from ragas.messages import AIMessage, HumanMessage, ToolCall
+    from ragas.metrics.collections import ToolCallAccuracy, ToolCallF1
+
+    from evals.judge import JudgeError  # noqa: F401 - sets ragas' no-telemetry flag first
+
+    if expect.tool is None:
+        right = float(name is None)
+        return {"ragas_tool_call_accuracy": right, "ragas_tool_call_f1": right}
+    keys = list(expect.args)
+    made = [ToolCall(name=name, args={k: str(normalise(k, args.get(k))) for k in keys})
+            ] if name else []  # fmt: skip
+    wanted = [
+        ToolCall(name=expect.tool, args={k: str(normalise(k, v)) for k, v in expect.args.items()})
+    ]
+    messages: list[Any] = [HumanMessage(content="-"), AIMessage(content="", tool_calls=made)]
+    with warnings.catch_warnings():  # "No tool calls found": a case where none was made
+        warnings.simplefilter("ignore", UserWarning)
+        accuracy = await ToolCallAccuracy().ascore(user_input=messages, reference_tool_calls=wanted)
+        f1 = await ToolCallF1().ascore(user_input=messages, reference_tool_calls=wanted)
+    return {"ragas_tool_call_accuracy": round(float(accuracy.value), 4),
+            "ragas_tool_call_f1": round(float(f1.value), 4)}  # fmt: skip
+
+
 class ToolsScorer:
     def __init__(self, suite: Suite, split: Split) -> None:
         self.spec = suite.split(split)
-        self.path = suite.path(self.spec.cases)
+        self.suite, self.split_name = suite, split
         self.ctx = context()
 
     def cases(self) -> list[ToolsCase]:
-        return load_cases(self.path, ToolsCase, self.spec.key)
+        return self.suite.load(self.split_name, ToolsCase)
 
     def score(self, case: ToolsCase) -> Scored:
         calls = plan_deterministic(case.message, attachments=case.attachments or None,
@@ -88,8 +123,9 @@ class ToolsScorer:
         args_ok = tool_ok and not wrong
         output = {"tool": name, "args": {k: str(v)[:200] for k, v in args.items()},
                   "wrong_args": wrong}  # fmt: skip
-        return Scored({"tool_accuracy": float(tool_ok), "call_accuracy": float(args_ok)},
-                      args_ok, output)  # fmt: skip
+        scores = {"tool_accuracy": float(tool_ok), "call_accuracy": float(args_ok)}
+        scores |= asyncio.run(ragas_scores(name, args, case.expect))
+        return Scored(scores, args_ok, output)
 
     def close(self) -> None:
         return None

@@ -96,7 +96,7 @@ class TriageScorer:
     def __init__(self, suite: Suite, split: Split) -> None:
         self.spec = suite.split(split)
         self.folder = suite.path(self.spec.corpus or "shared:loghub")
-        ref = self.spec.cases  # "generate:SEED:PER_KIND"
+        ref = str(self.spec.cases)  # "generate:SEED:PER_KIND"
         _, seed, per_kind = ref.split(":")
         self.seed, self.per_kind = int(seed), int(per_kind)
         if not (self.folder / SYSTEMS[0]).is_dir():

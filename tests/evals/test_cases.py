@@ -19,20 +19,23 @@ def write(tmp_path: Path, text: str) -> Path:
 
 
 def test_every_suite_and_every_case_file_of_the_repository_loads() -> None:
+    from evals.scorers.answers import AnswersCase
     from evals.scorers.metrics import MetricsCase
     from evals.scorers.model import ModelCase
     from evals.scorers.retrieval import RetrievalCase
 
     models = {"tools": ToolsCase, "metrics": MetricsCase, "retrieval": RetrievalCase,
-              "model": ModelCase}  # fmt: skip
+              "model": ModelCase, "answers": AnswersCase}  # fmt: skip
     suites = {s.name: s for s in list_suites()}
-    assert {"retrieval", "metrics", "tools", "model"} <= set(suites)
+    assert {"retrieval", "metrics", "tools", "model", "triage", "answers", "questions"} <= set(
+        suites
+    )
     for suite in suites.values():
         assert set(suite.config.splits) == {"dev", "heldout"}
-        for spec in suite.config.splits.values():
-            path = suite.path(spec.cases)
-            if path.suffix == ".yaml":
-                assert load_cases(path, models[suite.config.kind], spec.key)
+        for split in suite.config.splits:
+            files = [] if suite.config.kind == "triage" else suite.case_files(split)
+            if all(path.suffix == ".yaml" for path in files) and files:
+                assert suite.load(split, models[suite.config.kind])
 
 
 def test_a_missing_field_names_the_file_line_and_field(tmp_path: Path) -> None:
@@ -66,7 +69,8 @@ def test_twice_the_same_id_not_yaml_and_no_list_are_refused(tmp_path: Path) -> N
 
 def test_an_unknown_suite_and_a_bad_config_are_explained(tmp_path: Path) -> None:
     with pytest.raises(
-        CaseFileError, match="no suite 'nope'; known: metrics, model, retrieval, tools, triage"
+        CaseFileError,
+        match="no suite 'nope'; known: answers, metrics, model, questions, retrieval, tools, tri",
     ):
         load_suite("nope")
     (tmp_path / "bad").mkdir()

@@ -31,6 +31,8 @@ pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 QUESTIONS = ROOT / "evals" / "suites" / "metrics" / "questions.yaml"
+#: Every question file of the suite: each gold query must answer on the stack.
+QUESTION_FILES = sorted((ROOT / "evals" / "suites" / "metrics").glob("*.yaml"))
 CHECKOUT_5XX = 'sum(rate(http_requests_total{job="checkout",code=~"5.."}[5m]))'
 CHECKOUT_P99 = (
     "histogram_quantile(0.99, sum by (le) "
@@ -233,8 +235,13 @@ def _duration(text: str) -> timedelta:
     return timedelta(**{units[text[-1]]: int(text[:-1])})
 
 
+def _all_questions() -> list[dict[str, Any]]:
+    return [q for path in QUESTION_FILES if path.name != "suite.yaml"
+            for q in yaml.safe_load(path.read_text())["questions"]]  # fmt: skip
+
+
 @pytest.mark.parametrize(
-    "question", [q for q in _questions() if q["expect"]], ids=lambda q: q["id"]
+    "question", [q for q in _all_questions() if q["expect"]], ids=lambda q: q["id"]
 )
 def test_gold_query_answers(prom_stack: PromStack, question: dict[str, Any]) -> None:
     if question.get("range"):
