@@ -57,7 +57,7 @@ def main() -> None:
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps({k: {m: v["value"] for m, v in r["metrics"].items()}
-                      for k, r in results.items()}, indent=2))  # fmt: skip
+                      for k, r in results.items() if k != "history"}, indent=2))  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -124,9 +124,11 @@ def search(
     """Search the runbook index with queries read from stdin, one per line.
 
     A query that names an alert, quotes a runbook's title or carries its runbook_url gets
-    that runbook first; the rest are ranked by dense and BM25 retrieval, fused."""
+    that runbook first; the rest are ranked by dense and BM25 retrieval, fused. In hybrid
+    mode a query nothing in the runbooks answers gets no hits (the runbook tool's cut)."""
     from knowledge.embedder import get_embedder
     from knowledge.index import IndexMismatchError, IndexMissingError, Mode, RunbookIndex
+    from tools.runbooks import answering
 
     if mode not in ("hybrid", "dense", "lexical"):
         raise fail(f"--mode must be hybrid, dense or lexical, not {mode!r}")
@@ -140,6 +142,8 @@ def search(
         if not query:
             continue
         hits = runbooks.search(query, k=k, mode=cast("Mode", mode))
+        if mode == "hybrid":  # what the runbook tool quotes: nothing when nothing matches
+            hits = answering(hits)[0]
         if as_json:
             record = {
                 "query": query,

@@ -27,16 +27,22 @@ def competition_ranks(scores: Mapping[int, float]) -> dict[int, int]:
 
 
 def reciprocal_rank_fusion(
-    rankings: Sequence[Mapping[int, int]], k: int = RRF_K
-) -> dict[int, float]:
-    """Fused scores of every key ranked by any of ``rankings`` (key → rank, 1 is best)."""
+    rankings: Sequence[Mapping[int, int]], k: int = RRF_K,
+    weights: Sequence[float] | None = None,
+) -> dict[int, float]:  # fmt: skip
+    """Fused scores of every key ranked by any of ``rankings`` (key → rank, 1 is best),
+    each list counted ``weights[i]`` times (1 each by default; 0 leaves a list out)."""
     fused: dict[int, float] = {}
-    for ranking in rankings:
+    for i, ranking in enumerate(rankings):
+        weight = 1.0 if weights is None else weights[i]
+        if weight == 0:
+            continue
         for key, rank in ranking.items():
-            fused[key] = fused.get(key, 0.0) + 1.0 / (k + rank)
+            fused[key] = fused.get(key, 0.0) + weight / (k + rank)
     return fused
 
 
-def best_possible(retrievers: int, k: int = RRF_K) -> float:
-    """The fused score of a document ranked first by every retriever."""
-    return retrievers / (k + 1)
+def best_possible(retrievers: int | Sequence[float], k: int = RRF_K) -> float:
+    """The fused score of a document ranked first by every retriever (by their weights)."""
+    total = retrievers if isinstance(retrievers, int) else sum(retrievers)
+    return total / (k + 1)

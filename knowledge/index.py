@@ -27,7 +27,7 @@ from knowledge.alerts import runbook_key
 from knowledge.build import build_index, embedding_text, lexical_text
 from knowledge.documents import Chunk
 from knowledge.embedder import Embedder
-from knowledge.fusion import best_possible, competition_ranks, reciprocal_rank_fusion
+from knowledge.fusion import RRF_K, best_possible, competition_ranks, reciprocal_rank_fusion
 from knowledge.lexical import LexicalIndex, tokenize
 from knowledge.names import NameMatcher, NameOverlap
 from knowledge.storage import (
@@ -70,6 +70,70 @@ _URL = re.compile(r"https?://\S+")
 
 
 @dataclass(frozen=True)
+class Fusion:
+    """How the ranked lists are fused: each list's weight in reciprocal rank fusion and
+    the RRF constant. A weight of 0 leaves a list out, so "dense alone" is a fusion too:
+    the weights are chosen by cross-validation among settings that include each list
+    alone (``bench.retrieval_cv``), so the chosen fusion cannot be worse, on the folds,
+    than its best component."""
+
+    dense: float = 1.0
+    lexical: float = 1.0
+    names: float = 1.0
+    k: int = RRF_K
+
+    def weights(self, mode: Mode) -> tuple[float, ...]:
+        if mode == "dense":
+            return (1.0, 0.0, 0.0)
+        if mode == "lexical":
+            return (0.0, 1.0, 0.0)
+        return (self.dense, self.lexical, self.names)
+
+
+#: The fusion ``search`` uses (see ``bench/results/retrieval_cv.json`` for how it was chosen).
+DEFAULT_FUSION = Fusion(dense=1.0, lexical=1.0, names=0.5, k=10)
+
+
+@dataclass(frozen=True)
+class NoMatch:
+    """When the best runbook found is no answer: nothing in the runbooks matches.
+
+    A runbook the query names or links always answers. Otherwise the best hit answers when
+    its evidence — the cosine similarity of its best section to the query, plus
+    ``coverage_weight`` times the share of the query's terms that section holds — reaches
+    ``min_evidence``. Off-topic questions ("renew an AWS IAM access key") reach cosine
+    0.3–0.5 with MiniLM on ops runbooks, but share few of their words with the section;
+    questions a runbook answers mostly score higher or share its words. Both values are
+    chosen by cross-validation on on- and off-topic dev questions (``bench.retrieval_cv``).
+    """
+
+    coverage_weight: float = 0.0
+    min_evidence: float = 0.0
+
+    def evidence(self, hit: SearchHit) -> float:
+        return hit.dense + self.coverage_weight * hit.coverage
+
+    def answers(self, hit: SearchHit) -> bool:
+        return hit.exact or self.evidence(hit) >= self.min_evidence
+
+
+#: The rule the runbook tool applies (``bench/results/retrieval_cv.json``: how it was chosen).
+DEFAULT_NO_MATCH = NoMatch(coverage_weight=0.5, min_evidence=0.58)
+
+
+@dataclass
+class Candidates:
+    """What each retriever found for one query, before fusion."""
+
+    terms: list[str]
+    vector: np.ndarray | None
+    dense: dict[int, tuple[float, int]]  # runbook → best section's similarity, that section
+    lexical: dict[int, float]  # runbook → BM25
+    names: dict[int, float]  # runbook → share of its name in the query
+    exact: list[int]  # runbooks the query names or links
+
+
+@dataclass(frozen=True)
 class SearchHit:
     """A document that matches a query, with its best section.
 
@@ -77,7 +141,8 @@ class SearchHit:
     mode: 1.0 for a runbook named in the query or first in every list. In hybrid mode (three
     lists: dense, BM25, name overlap) a runbook first for dense and BM25 but not named gets
     about 0.67, one found by a single list about 0.33; with two lists, 1.0 and 0.5. ``dense``
-    is the cosine similarity of the best section, ``lexical`` the runbook's BM25 score.
+    is the cosine similarity of the best section, ``lexical`` the runbook's BM25 score,
+    ``coverage`` the share of the query's (stemmed, non-stop) terms the quoted section holds.
     """
 
     doc: str
@@ -89,6 +154,7 @@ class SearchHit:
     exact: bool = False
     dense: float = 0.0
     lexical: float = 0.0
+    coverage: float = 0.0  # share of the query's terms in the quoted section
 
     @property
     def heading(self) -> str:
@@ -176,6 +242,7 @@ class RunbookIndex:
         context: str | None = None,
         context_weight: float = 0.5,
         mode: Mode = "hybrid",
+        fusion: Fusion | None = None,
     ) -> list[SearchHit]:
         """The ``k`` best documents for ``query``, each with its best-matching section.
 
@@ -190,23 +257,45 @@ class RunbookIndex:
         query = query.strip()
         if not query or k < 1:
             return []
+        found = self.candidates(query, context=context, context_weight=context_weight, mode=mode)
+        terms = set(found.terms)
+        hits: list[SearchHit] = []
+        for d, score in self.rank(found, fusion or DEFAULT_FUSION, mode)[:k]:
+            lexical = found.lexical.get(d, 0.0)
+            hits.append(
+                self._hit(
+                    d, terms, found.vector, score=score, lexical=lexical, exact=d in found.exact
+                )  # fmt: skip
+            )
+        return hits
+
+    def candidates(
+        self, query: str, *, context: str | None = None, context_weight: float = 0.5,
+        mode: Mode = "hybrid",
+    ) -> Candidates:  # fmt: skip
+        """Every retriever's findings for ``query`` (the expensive part of a search)."""
         context = context.strip() if context else None
-        query_terms = tokenize(query)
+        terms = tokenize(query)
         vector = self._query_vector(query, context, context_weight) if mode != "lexical" else None
-        dense = self._dense(vector) if vector is not None else {}
-        lexical = (
-            self._lexical_scores(query_terms, context, context_weight) if mode != "dense" else {}
-        )
-        exact = self._exact(query)
-        rankings = []
-        if mode != "lexical":
-            rankings.append(competition_ranks({d: s for d, (s, _) in dense.items()}))
-        if mode != "dense":
-            rankings.append(competition_ranks(lexical))
-        if mode == "hybrid":
-            rankings.append(competition_ranks(self._name_overlap.scores(query_terms)))
-        fused = reciprocal_rank_fusion(rankings)
-        top = best_possible(len(rankings))
+        return Candidates(
+            terms=terms, vector=vector,
+            dense=self._dense(vector) if vector is not None else {},
+            lexical=self._lexical_scores(terms, context, context_weight) if mode != "dense" else {},
+            names=self._name_overlap.scores(terms) if mode == "hybrid" else {},
+            exact=self._exact(query),
+        )  # fmt: skip
+
+    def rank(
+        self, found: Candidates, fusion: Fusion = DEFAULT_FUSION, mode: Mode = "hybrid"
+    ) -> list[tuple[int, float]]:
+        """Runbooks with evidence, best first, with their score: 1.0 when named in the
+        query, else the fused score relative to one first in every list of the fusion."""
+        weights = fusion.weights(mode)
+        rankings = [competition_ranks({d: s for d, (s, _) in found.dense.items()}),
+                    competition_ranks(found.lexical), competition_ranks(found.names)]  # fmt: skip
+        fused = reciprocal_rank_fusion(rankings, fusion.k, weights)
+        top = best_possible(weights, fusion.k)
+        exact, dense, lexical = found.exact, found.dense, found.lexical
         order = sorted(
             set(exact) | set(fused),
             key=lambda d: (
@@ -216,20 +305,12 @@ class RunbookIndex:
                 -dense.get(d, (-1.0, -1))[0],
             ),
         )
-        terms = set(query_terms)
-        hits: list[SearchHit] = []
+        ranked = []
         for d in order:
-            if d not in exact and not self._has_evidence(d, vector, dense, lexical):
+            if d not in exact and not self._has_evidence(d, found.vector, dense, lexical):
                 continue
-            score = 1.0 if d in exact else min(1.0, fused.get(d, 0.0) / top)
-            hits.append(
-                self._hit(
-                    d, terms, vector, score=score, lexical=lexical.get(d, 0.0), exact=d in exact
-                )
-            )
-            if len(hits) == k:
-                break
-        return hits
+            ranked.append((d, 1.0 if d in exact else min(1.0, fused.get(d, 0.0) / top)))
+        return ranked
 
     def _has_evidence(
         self,
@@ -318,6 +399,9 @@ class RunbookIndex:
             exact=exact,
             dense=round(similarity, 4),
             lexical=round(lexical, 4),
+            coverage=round(len(terms & self._chunk_terms(chunk_id)) / len(terms), 4)
+            if chunk_id is not None and terms
+            else 0.0,
         )
 
     def _best_section(

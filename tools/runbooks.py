@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from knowledge.index import IndexMismatchError, IndexMissingError, SearchHit, snippet
+from knowledge.index import (
+    DEFAULT_NO_MATCH,
+    IndexMismatchError,
+    IndexMissingError,
+    NoMatch,
+    SearchHit,
+    snippet,
+)
 from tools.base import Evidence, ToolContext, ToolError, ToolResult, register
 
 #: Below this score a hit is too weak to quote. Scores fuse three rankings: dense, BM25 and
@@ -35,16 +42,36 @@ class RunbookSearchInput(BaseModel):
     )
 
 
-def search_runbooks(
+def answering(
+    hits: list[SearchHit], rule: NoMatch = DEFAULT_NO_MATCH
+) -> tuple[list[SearchHit], SearchHit | None]:
+    """The hits worth quoting, and (when there are none) the closest weak one to name.
+
+    Hits below ``MIN_SCORE`` go; then, when the best that is left is no answer by the
+    no-match rule (``knowledge.index.NoMatch``), nothing in the runbooks matches: no hit
+    is quoted, and the closest is only named, as weak."""
+    kept = [hit for hit in hits if hit.score >= MIN_SCORE]
+    if kept and not rule.answers(kept[0]):
+        return [], kept[0]
+    return kept, None
+
+
+def runbook_matches(
     ctx: ToolContext, query: str, k: int, context: str | None = None
-) -> list[SearchHit]:
-    """The pure search, raising ToolError for what the user can fix."""
+) -> tuple[list[SearchHit], SearchHit | None]:
+    """The search with its cut, raising ToolError for what the user can fix."""
     try:
         index = ctx.runbooks
     except (IndexMissingError, IndexMismatchError) as exc:
         raise ToolError(str(exc)) from None
-    hits = index.search(query, k=k, context=context)
-    return [hit for hit in hits if hit.score >= MIN_SCORE]
+    return answering(index.search(query, k=k, context=context))
+
+
+def search_runbooks(
+    ctx: ToolContext, query: str, k: int, context: str | None = None
+) -> list[SearchHit]:
+    """The runbook sections that answer ``query`` (none when nothing matches)."""
+    return runbook_matches(ctx, query, k, context)[0]
 
 
 @register(
@@ -60,12 +87,15 @@ def search_runbooks(
     query_arg="query",
 )
 def runbook_search(args: RunbookSearchInput, ctx: ToolContext) -> ToolResult:
-    hits = search_runbooks(ctx, args.query[:MAX_QUERY_CHARS], args.k or ctx.top_k, args.context)
+    hits, closest = runbook_matches(
+        ctx, args.query[:MAX_QUERY_CHARS], args.k or ctx.top_k, args.context
+    )
     if not hits:
+        weak = f" The closest, weakly: {closest.heading} ({closest.doc})." if closest else ""
         return ToolResult(
             tool="runbook_search",
             status="no_data",
-            message=f"No runbook matches {args.query!r}.",
+            message=f"Nothing in the runbooks matches {args.query[:200]!r}.{weak}",
         )
     return ToolResult(
         tool="runbook_search",

@@ -108,6 +108,15 @@ def test_the_tools_suite_meets_its_thresholds(store: EvalStore) -> None:
     assert run.status == "passed", (run.metrics, wrong)
 
 
+def test_the_questions_suite_quotes_on_topic_runbooks_and_abstains_off_topic(
+    store: EvalStore,
+) -> None:
+    run = run_suite("questions", store, RunOptions())
+    assert run.id is not None
+    assert run.status == "passed", run.metrics
+    assert run.metrics["abstain"]["cases"] >= 40 and run.metrics["hit@1"]["cases"] >= 60
+
+
 def test_the_retrieval_suite_meets_its_thresholds(store: EvalStore) -> None:
     if not (SHARED / "runbooks").is_dir():
         pytest.skip(f"LOUD SKIP: the shared data is not at {SHARED}")

@@ -65,7 +65,14 @@ def test_runbook_search_reports_no_data_apart_from_errors(
     ctx = ToolContext(index_dir=tmp_path / "idx", embedding_model="all-MiniLM-L6-v2")
     none = run_tool("runbook_search", {"query": "quarterly sales tax filing for Norway"}, ctx)
     assert none.status == "no_data" and none.evidence == []
-    assert "No runbook matches" in none.message
+    assert "Nothing in the runbooks matches" in none.message
+    # An off-topic question that shares a word with the runbook: its closest is only named.
+    weak = run_tool("runbook_search", {"query": "how do I rotate the redis password?"}, ctx)
+    assert weak.status == "no_data" and weak.evidence == []
+    assert "closest, weakly: Redis cache eviction" in weak.message
+    on_topic = run_tool("runbook_search", {"query": "redis keys are evicted, raise maxmemory?"},
+                        ctx)  # fmt: skip
+    assert on_topic.status == "ok" and on_topic.evidence[0].source == "cache.md"
 
 
 def test_top_k_setting_bounds_the_hits(sample_index: Path) -> None:
