@@ -161,11 +161,11 @@ class ParsedLine:
     level: str | None  # normalised: DEBUG/INFO/WARN/ERROR/FATAL/... when recognised
 
 
-def new_drain() -> Drain:
+def new_drain(similarity: float = SIMILARITY) -> Drain:
     """Drain with this module's settings; masking is done before Drain (see ``Masker``)."""
     return Drain(
         depth=TREE_DEPTH,
-        similarity=SIMILARITY,
+        similarity=similarity,
         max_children=MAX_CHILDREN,
         max_clusters=MAX_CLUSTERS,
         wildcard=_DRAIN_WILDCARD,
@@ -176,10 +176,10 @@ def new_drain() -> Drain:
 class LogParser:
     """One configuration for all sources."""
 
-    def __init__(self, *, content_only: bool = False) -> None:
+    def __init__(self, *, content_only: bool = False, similarity: float = SIMILARITY) -> None:
         self.content_only = content_only
         self._masker = Masker()
-        self._drain = new_drain()
+        self._drain = new_drain(similarity)
         self._known: dict[str, LogCluster] = {}
 
     def _cluster(self, message: str) -> LogCluster:
