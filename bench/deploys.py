@@ -27,9 +27,9 @@ from bot.deploys.targets.local import stop_all
 from bot.llm_server import embedded_model_file
 from bot.slack.standin import RecordedCall, SignedSender, SlackStandIn
 from bot.store import Store
+from evals.promstack import PrometheusServer, find_binary
 from tests.integration.processes import BotProcess, wait_until
 from tests.postgres import fresh_database, pg_bin, postgres_server
-from tests.promstack import PrometheusServer, find_binary
 from tools.deploy.registry import Registry
 
 ALICE, APPROVERS = "U0ALICE", ["U0BOB", "U0CAROL"]

@@ -3,7 +3,7 @@ report, `/ops metrics` over 1 h of ~50 series, and the largest query the limits 
 
 The bot runs under uvicorn with no model configured (the embedded default: answers from
 evidence), against the Slack stand-in and a real Prometheus over the incident data of
-``tests.promstack``. Writes bench/results/metrics_alerts.json.
+``evals.promstack``. Writes bench/results/metrics_alerts.json.
 
     python -m bench.metrics_alerts
 """
@@ -92,8 +92,8 @@ def metrics_command(sender: SignedSender, standin: SlackStandIn, text: str) -> d
 
 
 def main() -> None:
+    from evals.promstack import running_stack
     from tests.integration.conftest import running_bot
-    from tests.promstack import running_stack
 
     with tempfile.TemporaryDirectory() as tmp, running_stack(Path(tmp) / "stack") as stack:
         index = Path(tmp) / "index"

@@ -48,7 +48,7 @@ def main() -> None:
     from sqlmodel import SQLModel
 
     from bot.db import make_engine
-    from tests.promstack import running_stack
+    from evals.promstack import running_stack
 
     with tempfile.TemporaryDirectory() as tmp, running_stack(Path(tmp) / "stack") as stack:
         engine = make_engine(f"sqlite:///{Path(tmp) / 'evals.sqlite'}")

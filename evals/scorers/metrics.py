@@ -69,7 +69,7 @@ def evaluate(client: Prometheus, promql: str, rng: str | None, at: datetime) -> 
 
 
 class MetricsScorer:
-    """Against ``url``, or the incident data of ``tests/promstack.py`` started for the run
+    """Against ``url``, or the incident data of ``evals/promstack.py`` started for the run
     (the suite's questions are about that data)."""
 
     def __init__(self, suite: Suite, split: Split, work: Path, url: str | None = None) -> None:
@@ -77,7 +77,7 @@ class MetricsScorer:
         self.suite, self.split_name = suite, split
         self._stack = contextlib.ExitStack()
         if url is None:
-            from tests.promstack import running_stack
+            from evals.promstack import running_stack
 
             url = self._stack.enter_context(running_stack(work / "promstack")).url
         self.ctx = ToolContext(

@@ -17,11 +17,11 @@ from bot.deploys.targets.local import stop_all
 from bot.settings import Settings
 from bot.slack.standin import SignedSender, SlackStandIn
 from bot.store import Store
+from evals.promstack import PromStack
 from tests.integration.conftest import SECRET, running_bot
 from tests.integration.processes import wait_until
 from tests.integration.test_deploy_approvals import ALICE, BOB, card, click
 from tests.metrics.conftest import prom_stack as _real_prometheus  # noqa: F401 (fixture)
-from tests.promstack import PromStack
 from tools.deploy.registry import Registry
 
 pytestmark = pytest.mark.integration

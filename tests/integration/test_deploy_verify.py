@@ -17,11 +17,11 @@ from bot.net import free_port
 from bot.settings import Settings
 from bot.slack.standin import RecordedCall, SignedSender, SlackStandIn
 from bot.store import Store
+from evals.promstack import PrometheusServer, require_binaries
 from tests.integration.conftest import SECRET, running_bot
 from tests.integration.processes import wait_until
 from tests.integration.test_deploy_approvals import ALICE, BOB, card, click, ephemerals
 from tests.integration.test_deploy_local import served_by
-from tests.promstack import PrometheusServer, require_binaries
 from tools.deploy.registry import Registry
 
 pytestmark = pytest.mark.integration

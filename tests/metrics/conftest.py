@@ -1,5 +1,5 @@
 """Fixtures for a real Prometheus (and Alertmanager) over the incident data of
-``tests.promstack``. Tests that use them mark themselves ``integration``."""
+``evals.promstack``. Tests that use them mark themselves ``integration``."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.promstack import (
+from evals.promstack import (
     AlertingStack,
     AlertmanagerServer,
     PromStack,

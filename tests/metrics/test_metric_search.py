@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from evals.promstack import PromStack
 from evals.scorers.metrics import prometheus_settings
-from tests.promstack import PromStack
 from tools.base import ToolContext
 from tools.metrics.client import PrometheusQueryError
 from tools.metrics.metric_search import MetricSearchInput, metric_search

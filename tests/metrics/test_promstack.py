@@ -16,7 +16,7 @@ import httpx
 import pytest
 import yaml
 
-from tests.promstack import (
+from evals.promstack import (
     DEFAULT_RULES,
     DEFAULT_RULES_YAML,
     EXPORTER_JOB,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.promstack import PromStack
+from evals.promstack import PromStack
 from tools.metrics.discovery import Family, name_terms, question_terms
 from tools.metrics.question import grouping, quantile_of, question_range, write_promql
 from tools.metrics.question_values import Matcher, merge_same_label, value_matchers

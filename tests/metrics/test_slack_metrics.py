@@ -19,8 +19,8 @@ from matplotlib import image
 
 from bot.settings import Settings
 from bot.slack.standin import RecordedCall, SignedSender, SlackStandIn
+from evals.promstack import DEFAULT_RULES, AlertingStack, PromStack
 from tests.integration.conftest import SECRET, TOKEN, running_bot
-from tests.promstack import DEFAULT_RULES, AlertingStack, PromStack
 from tools.metrics.chart import COLOURS
 
 pytestmark = pytest.mark.integration

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from evals.promstack import PromStack
 from evals.scorers.metrics import prometheus_settings
-from tests.promstack import PromStack
 from tools.base import ToolContext
 from tools.metrics.triage import (
     AlertTriageInput,

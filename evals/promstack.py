@@ -1,4 +1,5 @@
-"""A real Prometheus + Alertmanager stack with incident data, for tests and benchmarks.
+"""A real Prometheus + Alertmanager stack with incident data: what the metrics eval suite asks
+about (evals/suites/metrics), and what the metrics tests and benchmarks run against.
 
 The data is a pure function of time (``IncidentModel``): three web services (checkout,
 payments, search), a model-serving gateway, two Kubernetes nodes and kube-state-metrics.
