@@ -59,4 +59,13 @@ def make_scorer(
         return ModelScorer(suite, split, work, target=model, registry=registry)
     from evals.scorers.tools import ToolsScorer
 
-    return ToolsScorer(suite, split)
+    return ToolsScorer(suite, split, chat_model=planner_model(settings))
+
+
+def planner_model(settings: Any) -> Any:
+    """The agent's tool-calling model when one is configured and assists, else None."""
+    if settings is None or not settings.llm.assists:
+        return None
+    from bot.agent.llm import make_chat_model
+
+    return make_chat_model(settings.llm)

@@ -7,6 +7,11 @@ Beside our own ``tool_accuracy`` and ``call_accuracy``, ragas' ``ToolCallAccurac
 ``ToolCallF1`` (non-LLM) score the same calls: both sides carry the normalised key
 arguments the case names (F1 compares whole calls, so an argument the case does not name
 would make every call differ). A case that expects no tool scores 1 when none is called.
+
+With a tool-calling model configured (``OPSBOT_LLM_URL``, and the model assists: see
+``LLMSettings.assists``), each case is also asked of the model planner the agent then uses
+(``bot.agent.planner.plan_with_model``), scored the same way as ``model_tool_accuracy``
+and ``model_call_accuracy``; a model request that fails is the case's ``error``.
 """
 
 from __future__ import annotations
@@ -101,11 +106,26 @@ async def ragas_scores(
             "ragas_tool_call_f1": round(float(f1.value), 4)}  # fmt: skip
 
 
+def judge_call(case: ToolsCase, calls: list[Any]) -> tuple[str | None, dict[str, Any], bool, bool]:
+    """The first tool call of ``calls`` against the case: (tool, effective arguments,
+    right tool, right tool and key arguments)."""
+    answers = [c for c in calls if c["name"] not in ("answer",)]
+    chosen = answers[0] if answers else None
+    name = chosen["name"] if chosen else None
+    args = effective(name, dict(chosen["args"]) if chosen else {})
+    tool_ok = name == case.expect.tool
+    wrong = [k for k, v in case.expect.args.items() if normalise(k, args.get(k)) != normalise(k, v)]
+    return name, args, tool_ok, tool_ok and not wrong
+
+
 class ToolsScorer:
-    def __init__(self, suite: Suite, split: Split) -> None:
+    def __init__(self, suite: Suite, split: Split, *, chat_model: Any = None) -> None:
         self.spec = suite.split(split)
         self.suite, self.split_name = suite, split
         self.ctx = context()
+        self.chat_model = chat_model  # the model planner's, when one is configured
+        self.name = (f"deterministic + {getattr(chat_model, 'model_name', 'model')}"
+                     if chat_model is not None else "deterministic (no model)")  # fmt: skip
 
     def cases(self) -> list[ToolsCase]:
         return self.suite.load(self.split_name, ToolsCase)
@@ -113,18 +133,22 @@ class ToolsScorer:
     def score(self, case: ToolsCase) -> Scored:
         calls = plan_deterministic(case.message, attachments=case.attachments or None,
                                    ctx=self.ctx)  # fmt: skip
-        answers = [c for c in calls if c["name"] not in ("answer",)]
-        chosen = answers[0] if answers else None
-        name = chosen["name"] if chosen else None
-        args = effective(name, dict(chosen["args"]) if chosen else {})
-        tool_ok = name == case.expect.tool
-        wrong = [k for k, v in case.expect.args.items()
-                 if normalise(k, args.get(k)) != normalise(k, v)]  # fmt: skip
-        args_ok = tool_ok and not wrong
-        output = {"tool": name, "args": {k: str(v)[:200] for k, v in args.items()},
-                  "wrong_args": wrong}  # fmt: skip
+        name, args, tool_ok, args_ok = judge_call(case, calls)
+        output: dict[str, Any] = {"tool": name, "args": {k: str(v)[:200] for k, v in args.items()}}
         scores = {"tool_accuracy": float(tool_ok), "call_accuracy": float(args_ok)}
         scores |= asyncio.run(ragas_scores(name, args, case.expect))
+        if self.chat_model is not None:
+            from langchain_core.messages import HumanMessage
+
+            from bot.agent.planner import plan_with_model
+
+            reply = asyncio.run(plan_with_model(self.chat_model, [HumanMessage(case.message)],
+                                                ctx=self.ctx))  # fmt: skip
+            m_name, m_args, m_tool_ok, m_args_ok = judge_call(case, list(reply.tool_calls))
+            output["model"] = {"tool": m_name,
+                               "args": {k: str(v)[:200] for k, v in m_args.items()}}  # fmt: skip
+            scores |= {"model_tool_accuracy": float(m_tool_ok),
+                       "model_call_accuracy": float(m_args_ok)}  # fmt: skip
         return Scored(scores, args_ok, output)
 
     def close(self) -> None:
