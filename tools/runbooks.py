@@ -95,7 +95,9 @@ def runbook_search(args: RunbookSearchInput, ctx: ToolContext) -> ToolResult:
         return ToolResult(
             tool="runbook_search",
             status="no_data",
-            message=f"Nothing in the runbooks matches {args.query[:200]!r}.{weak}",
+            message=f"Nothing in the runbooks matches {args.query[:200]!r}.{weak} "
+            "I can also answer questions about metrics, list the alerts firing now, or find "
+            "the root cause in logs attached to the thread.",
         )
     return ToolResult(
         tool="runbook_search",
