@@ -22,7 +22,6 @@ Writes bench/results/log_grouping.json.
 
 from __future__ import annotations
 
-import csv
 import itertools
 import json
 import multiprocessing
@@ -34,6 +33,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from evals.scorers.logs import load_system
 from tools.logs import mining
 from tools.logs.drain import Drain
 from tools.logs.mining import LogParser, grouping_accuracy
@@ -48,12 +48,8 @@ CHECKPOINT = 250_000
 
 
 def load(system: str) -> tuple[list[str], list[str], list[str]]:
-    """(raw lines, Content, EventId) of a system's 2k sample."""
-    folder = LOGHUB / system
-    raw = (folder / f"{system}_2k.log").read_text(encoding="utf-8", errors="replace")
-    with (folder / f"{system}_2k.log_structured.csv").open(encoding="utf-8") as fh:
-        rows = list(csv.DictReader(fh))
-    return raw.splitlines(), [r["Content"] for r in rows], [r["EventId"] for r in rows]
+    """(raw lines, Content, EventId) of a system's 2k sample (the logs eval suite's loader)."""
+    return load_system(LOGHUB, system)
 
 
 def drain_default_ids(lines: list[str]) -> list[int]:

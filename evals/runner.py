@@ -131,6 +131,8 @@ def aggregate(values: list[float], how: str) -> float | None:
         return None
     if how == "mean":
         return round(statistics.fmean(values), 4)
+    if how == "min":
+        return round(min(values), 4)
     ordered = sorted(values)
     q = 0.5 if how == "p50" else 0.95
     return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 4)
@@ -153,7 +155,7 @@ def judge(suite: Suite, rows: list[EvalCase], store: EvalStore,
     result_counts["flaky"] = sum(len(o) > 1 for o in outcomes.values())
     metrics: dict[str, Any] = {}
     for name, spec in suite.config.metrics.items():
-        scores = per_case(rows, name)
+        scores = per_case(rows, spec.of or name)
         value = aggregate(list(scores.values()), spec.aggregate)
         ok = None
         if value is not None and spec.threshold is not None:
@@ -184,7 +186,8 @@ def _compare(suite: Suite, rows: list[EvalCase], store: EvalStore,
     base_rows = store.cases(baseline.id)
     out: dict[str, Any] = {"baseline": baseline.id, "metrics": {}}
     for name, spec in suite.config.metrics.items():
-        c = compare(name, per_case(base_rows, name), per_case(rows, name))
+        score = spec.of or name
+        c = compare(name, per_case(base_rows, score), per_case(rows, score))
         if c is None:
             continue
         drop = -c.diff if spec.higher_is_better else c.diff

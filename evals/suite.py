@@ -31,7 +31,8 @@ class MetricSpec(BaseModel):
     )
     higher_is_better: bool = True
     judged: bool = Field(False, description="scored by the judge model ('not judged' without one)")
-    aggregate: Literal["mean", "p50", "p95"] = Field("mean", description="over the cases")
+    aggregate: Literal["mean", "p50", "p95", "min"] = Field("mean", description="over the cases")
+    of: str | None = Field(None, description="the per-case score it aggregates (default: its name)")
 
 
 class SplitSpec(BaseModel):
@@ -46,7 +47,7 @@ class SplitSpec(BaseModel):
 class SuiteConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str
-    kind: Literal["retrieval", "metrics", "tools", "model", "triage", "answers"]
+    kind: Literal["retrieval", "metrics", "tools", "model", "triage", "answers", "logs"]
     description: str
     splits: dict[Split, SplitSpec]
     metrics: dict[str, MetricSpec]

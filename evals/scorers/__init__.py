@@ -37,6 +37,10 @@ def make_scorer(
     model: str | None = None, registry: Any = None, settings: Any = None, judge: Any = None,
 ) -> Scorer:  # fmt: skip
     kind = suite.config.kind
+    if kind == "logs":
+        from evals.scorers.logs import LogsScorer
+
+        return LogsScorer(suite, split)
     if kind == "answers":
         from evals.scorers.answers import AnswersScorer
 

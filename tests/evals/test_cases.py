@@ -70,7 +70,7 @@ def test_twice_the_same_id_not_yaml_and_no_list_are_refused(tmp_path: Path) -> N
 def test_an_unknown_suite_and_a_bad_config_are_explained(tmp_path: Path) -> None:
     with pytest.raises(
         CaseFileError,
-        match="no suite 'nope'; known: answers, metrics, model, questions, retrieval, tools, tri",
+        match="no suite 'nope'; known: answers, logs, metrics, model, questions, retrieval, tools",
     ):
         load_suite("nope")
     (tmp_path / "bad").mkdir()
