@@ -57,6 +57,25 @@ _SO_FAR = re.compile(r"\bhow many times\b|\bso far\b|\bever\b|\bsince (?:start|b
 _LOW = re.compile(r"\b(?:low on|running out|run out|almost full|nearly full)\b", re.I)
 _HOW_FULL = re.compile(r"\bhow full\b", re.I)
 _TOP_N = re.compile(r"\btop\s+(\d+)\b", re.I)
+_BOTTOM_N = re.compile(r"\bbottom\s+(\d+)\b", re.I)
+LEAST = {"least", "smallest", "fewest", "lowest", "emptiest"}
+#: A question about a picture over time: its window is the graph's range, not the
+#: window of a rate or an average.
+_GRAPH = re.compile(r"\b(?:graph|chart|plot|trend|timeline|over time|sparkline)\w*", re.I)
+#: How a gauge moved over the window: "grown", "how much has it changed" (delta).
+_CHANGE = re.compile(
+    r"\b(?:grow|grew|grown|growth|increase[ds]?|rose|risen|rise|climb(?:ed)?|chang(?:e|ed)"
+    r"|delta|drop(?:ped)?|fell|fallen|shrunk|shrank|decrease[ds]?)\b",
+    re.I,
+)
+#: How fast a gauge moves: per second ("how fast is lag growing", "growth rate").
+_SPEED = re.compile(r"\bhow fast\b|\bgrowth rate\b|\brate of (?:growth|change)\b", re.I)
+#: A value ahead of now: "an hour from now", "in 4 hours", "at the current rate".
+_AHEAD = re.compile(
+    r"\b(?:(?:in|within)\s+(\d+|an?|one|two|three|four|six|twelve)\s*(hours?|h|minutes?|mins?|days?)"
+    r"|(\d+|an?|one|two|three|four|six|twelve)\s*(hours?|h|minutes?|mins?|days?)\s+from now)\b",
+    re.I,
+)
 
 
 def question_range(question: str) -> str | None:
@@ -109,7 +128,14 @@ def grouping(question: str, labels: set[str] | frozenset[str] = frozenset()) -> 
 
 
 def aggregation(question: str) -> str | None:
-    return next((AGGREGATIONS[w] for w in words(question) if w in AGGREGATIONS), None)
+    """avg, sum, max or min as the question asks; "min" after a number is minutes."""
+    seq = words(question)
+    for i, word in enumerate(seq):
+        if word in ("min", "mins") and i and seq[i - 1].isdigit():
+            continue
+        if word in AGGREGATIONS:
+            return AGGREGATIONS[word]
+    return None
 
 
 def top_n(question: str) -> int | None:
@@ -120,6 +146,38 @@ def top_n(question: str) -> int | None:
     if seq & SUPERLATIVES and seq & {"which", "what", "who"}:
         return 1
     return None
+
+
+def bottom_n(question: str) -> int | None:
+    """N of "bottom N"; 1 for "which ... the least/smallest"."""
+    if match := _BOTTOM_N.search(question):
+        return int(match.group(1))
+    seq = set(words(question))
+    if seq & LEAST and seq & {"which", "what", "who"} and not seq & SUPERLATIVES:
+        return 1
+    return None
+
+
+def window_of(question: str) -> str | None:
+    """The window a gauge's change, speed or average is taken over ("how much has memory
+    grown in the last 30 min": 30m), when the question names one and is not about a graph
+    (there the window is the graph's range). Under a minute is no window ("in seconds" is
+    a unit)."""
+    if _GRAPH.search(question):
+        return None
+    found = question_range(question)
+    return found if found and not found.endswith("s") else None
+
+
+def ahead_of(question: str) -> int | None:
+    """Seconds ahead of now a question asks about ("an hour from now", "in 4 hours")."""
+    match = _AHEAD.search(question)
+    if not match:
+        return None
+    raw = (match.group(1) or match.group(3)).lower()
+    unit = (match.group(2) or match.group(4)).lower()
+    count = int(raw) if raw.isdigit() else _NUMBER_WORDS.get(raw, 1)
+    return count * (86400 if unit.startswith("d") else 60 if unit.startswith("m") else 3600)
 
 
 @dataclass(frozen=True)
@@ -142,6 +200,11 @@ class Ask:
     low: bool  # low on, running out: below a threshold
     how_full: bool
     latency: bool
+    window: str | None = None  # the window of a rate, a change or an average (not a graph's)
+    change: bool = False  # how a value moved over the window ("grown", "changed")
+    speed: bool = False  # how fast a value moves ("how fast is lag growing")
+    ahead: int | None = None  # seconds ahead of now ("an hour from now")
+    bottom: int | None = None  # N of "bottom N", 1 for "which ... the least"
 
 
 def ask_of(question: str) -> Ask:
@@ -163,4 +226,9 @@ def ask_of(question: str) -> Ask:
         low=bool(_LOW.search(question)),
         how_full=bool(_HOW_FULL.search(question)),
         latency=bool(seq & LATENCY_WORDS) or quantile_of(question) is not None,
+        window=window_of(question),
+        change=bool(_CHANGE.search(question)),
+        speed=bool(_SPEED.search(question)),
+        ahead=ahead_of(question),
+        bottom=bottom_n(question),
     )

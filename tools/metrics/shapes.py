@@ -38,8 +38,8 @@ def selector(name: str, matchers: list[Matcher]) -> str:
     return f"{name}{{{inner}}}" if inner else name
 
 
-def rate_of(name: str, matchers: list[Matcher]) -> str:
-    return f"rate({selector(name, matchers)}[{RATE_WINDOW}])"
+def rate_of(name: str, matchers: list[Matcher], window: str | None = None) -> str:
+    return f"rate({selector(name, matchers)}[{window or RATE_WINDOW}])"
 
 
 def aggregate(op: str, inner: str, group: str | None, *extra: str) -> str:
@@ -137,6 +137,17 @@ def gauge_shape(
     if pair and (shaped := ratio_shape(ask, pair, matchers)):
         return shaped
     plain = selector(family.name, matchers)
+    if ask.ahead and not ask.change:  # where it will be: extrapolate the last window
+        return per_series(ask, f"predict_linear({plain}[{ask.window or '1h'}], {ask.ahead})",
+                          group)  # fmt: skip
+    if ask.speed or (ask.rate and ask.change):  # per second, e.g. lag growth
+        moved = f"deriv({plain}[{ask.window or RATE_WINDOW}])"
+        return aggregate(ask.aggregation or "sum", moved, group) if (
+            ask.aggregation or group or not matchers) else moved  # fmt: skip
+    if ask.change and ask.window:  # how much it moved over the window
+        return per_series(ask, f"delta({plain}[{ask.window}])", group)
+    if ask.aggregation in ("avg", "max", "min") and ask.window and not group:
+        return f"{ask.aggregation}_over_time({plain}[{ask.window}])"
     if ask.count and not ask.aggregation:
         return aggregate("sum", plain, group)
     return per_series(ask, plain, group)
@@ -157,4 +168,6 @@ def write_promql(
         promql = gauge_shape(ask, family, matchers, group, names)
     if ask.top and not promql.endswith("> 0") and " < " not in promql:
         return f"topk({ask.top}, {promql})"
+    if ask.bottom and not ask.top and not promql.endswith("> 0") and " < " not in promql:
+        return f"bottomk({ask.bottom}, {promql})"
     return promql
