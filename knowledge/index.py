@@ -259,12 +259,20 @@ class RunbookIndex:
             return []
         found = self.candidates(query, context=context, context_weight=context_weight, mode=mode)
         terms = set(found.terms)
+        # A follow-up is asked with its topic: its coverage counts the topic's words too.
+        asked = terms | set(tokenize(context)) if context and context.strip() else terms
         hits: list[SearchHit] = []
         for d, score in self.rank(found, fusion or DEFAULT_FUSION, mode)[:k]:
             lexical = found.lexical.get(d, 0.0)
             hits.append(
                 self._hit(
-                    d, terms, found.vector, score=score, lexical=lexical, exact=d in found.exact
+                    d,
+                    terms,
+                    found.vector,
+                    score=score,
+                    lexical=lexical,
+                    exact=d in found.exact,
+                    asked=asked,
                 )  # fmt: skip
             )
         return hits
@@ -385,8 +393,10 @@ class RunbookIndex:
         score: float,
         lexical: float,
         exact: bool,
+        asked: set[str] | None = None,
     ) -> SearchHit:
         entry = self.documents[position]
+        asked = terms if asked is None else asked
         chunk_id, similarity = self._best_section(entry, terms, vector)
         chunk = self.chunks[chunk_id] if chunk_id is not None else None
         return SearchHit(
@@ -399,8 +409,8 @@ class RunbookIndex:
             exact=exact,
             dense=round(similarity, 4),
             lexical=round(lexical, 4),
-            coverage=round(len(terms & self._chunk_terms(chunk_id)) / len(terms), 4)
-            if chunk_id is not None and terms
+            coverage=round(len(asked & self._chunk_terms(chunk_id)) / len(asked), 4)
+            if chunk_id is not None and asked
             else 0.0,
         )
 

@@ -49,6 +49,12 @@ def small(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     return "answers"
 
 
+def answered_of(store: EvalStore, run_id: int | None) -> int:
+    """Cases the bot answered (a question it found nothing for is not sent to the judge)."""
+    assert run_id is not None
+    return sum(bool(r.output.get("response")) for r in store.cases(run_id))
+
+
 def test_context_ids_match_reference_sections_by_heading_path() -> None:
     refs = [Context(runbook="k/Pod.md", section="Check recent deploys")]
     cited = [("k/Pod.md", "Diagnosis > Check recent deploys"), ("k/Pod.md", "Mitigation"),
@@ -67,16 +73,20 @@ def test_the_answers_suite_without_a_judge_reports_judged_metrics_as_not_judged(
     assert run.id is not None
     assert run.status == "passed", run.metrics
     assert run.judge == ""
-    for name in ("id_context_recall", "id_context_precision", "rouge_l", "chrf"):
+    rows = store.cases(run.id)
+    answered = sum(bool(r.output["response"]) for r in rows)
+    assert answered >= 20  # the bot quotes a runbook for nearly every on-topic question
+    for name in ("id_context_recall", "id_context_precision"):
         metric = run.metrics[name]
         assert metric["cases"] == 24 and 0.0 <= metric["value"] <= 1.0, (name, metric)
+    for name in ("rouge_l", "chrf"):  # scored where there is an answer
+        metric = run.metrics[name]
+        assert metric["cases"] == answered and 0.0 <= metric["value"] <= 1.0, (name, metric)
     record = report_record(run)
     for name in JUDGED:
         assert record["metrics"][name]["value"] is None
         assert record["metrics"][name]["status"] == "not judged"
-    rows = store.cases(run.id)
     assert {r.outcome for r in rows} <= {"pass", "fail"}
-    assert all(r.output["response"] for r in rows)  # the bot answered every question
 
 
 def test_a_scripted_judge_scores_the_judged_metrics(store: EvalStore, small: str) -> None:
@@ -87,7 +97,8 @@ def test_a_scripted_judge_scores_the_judged_metrics(store: EvalStore, small: str
     assert run.status == "passed", (run.metrics, run.counts)
     assert run.judge.startswith(f"{MODEL} @ http://127.0.0.1:") and "secret" not in run.judge
     for name in JUDGED:
-        assert run.metrics[name]["status"] == "scored" and run.metrics[name]["cases"] == 4
+        assert run.metrics[name]["status"] == "scored"
+        assert run.metrics[name]["cases"] == answered_of(store, run.id)
     assert asked and all(r["model"] == MODEL and r["max_tokens"] == 3000 for r in asked)
     prompts = " ".join(json.dumps(r["messages"]) for r in asked)
     assert "CrashLoopBackOff" in prompts  # the case's question reached the judge
@@ -100,8 +111,8 @@ def test_a_judge_answering_garbage_makes_judge_errors_and_an_invalid_run(
         run = run_suite(small, store, RunOptions(judge=JudgeConfig(url=judge.url, model=MODEL)))
     assert run.id is not None
     assert run.status == "invalid"
-    assert run.counts["judge_error"] == 4
-    rows = store.cases(run.id)
+    assert run.counts["judge_error"] == answered_of(store, run.id) >= 3
+    rows = [r for r in store.cases(run.id) if r.output.get("response")]
     assert all("faithfulness" in " ".join(r.output["judge_errors"]) for r in rows)
     assert run.metrics["faithfulness"]["status"] == "judge errors"
     assert run.metrics["rouge_l"]["value"] is not None  # non-judged metrics still reported
@@ -113,7 +124,7 @@ def test_a_judge_that_is_down_is_a_judge_error_quickly(store: EvalStore, small: 
         port = s.getsockname()[1]  # closed once the block ends: nothing listens there
     down = JudgeConfig(url=f"http://127.0.0.1:{port}/v1", model=MODEL, timeout_s=5, retries=0)
     run = run_suite(small, store, RunOptions(judge=down))
-    assert run.status == "invalid" and run.counts["judge_error"] == 4
+    assert run.status == "invalid" and run.counts["judge_error"] == answered_of(store, run.id) >= 3
     assert run.duration_s < 60
 
 

@@ -11,6 +11,7 @@ import pytest
 
 from bot.settings import Settings
 from bot.slack.standin import SignedSender, SlackStandIn
+from evals.suite import load_suite
 from tests.integration.conftest import SECRET, running_bot
 
 pytestmark = pytest.mark.integration
@@ -87,7 +88,9 @@ def test_a_scheduled_report_arrives_with_its_chart_and_survives_a_restart(
             "chat.postMessage", lambda c: "eval tools: passed" in c.params.get("text", ""), 60
         )
         blocks = json.dumps(summary.params["blocks"])
-        assert "tool_accuracy" in blocks and "threshold 0.8" in blocks and "git " in blocks
+        threshold = load_suite("tools").config.metrics["tool_accuracy"].threshold
+        assert "tool_accuracy" in blocks and f"threshold {threshold:g}" in blocks
+        assert "git " in blocks
         standin.wait_for("chat.postMessage", lambda c: "Every case passed" in c.params["text"]
                          or "Worst cases" in c.params["text"], 30)  # fmt: skip
         chart = standin.wait_for("files.completeUploadExternal", timeout=30)
