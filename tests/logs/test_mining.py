@@ -104,17 +104,40 @@ def test_one_constant_word_apart_are_different_templates() -> None:
     assert paused.template_id != resumed.template_id
 
 
-def test_parse_lines_is_lazy() -> None:
+def test_parse_lines_reads_at_most_one_window_ahead() -> None:
     def lines() -> Iterator[str]:
         yield "job 1 started"
         yield "job 1 finished"
         raise AssertionError("read past what was asked for")
 
-    parsed = LogParser(content_only=True).parse_lines(lines())
+    parsed = LogParser(content_only=True, window=2).parse_lines(lines())
     assert [p.template for p in itertools.islice(parsed, 2)] == [
         "job <*> started",
         "job <*> finished",
     ]
+
+
+def test_a_word_with_many_values_at_one_position_is_a_variable_for_the_whole_window() -> None:
+    users = ["root", "admin", "oracle", "git", "test", "deploy", "ubuntu", "guest", "alice"]
+    lines = [f"session opened for user {u} by sshd" for u in users]
+    lines += ["VM Paused now", "VM Resumed now", "VM Paused now"]
+    parsed = list(LogParser(content_only=True).parse_lines(lines))
+    ids = [p.template_id for p in parsed]
+    assert len(set(ids[: len(users)])) == 1  # the first lines too: relabelled in the window
+    assert parsed[0].template == "session opened for user <*> by sshd"
+    assert ids[-3] == ids[-1] != ids[-2]  # two constant words stay two templates
+    few = list(LogParser(content_only=True).parse_lines(lines[:3]))
+    assert len({p.template_id for p in few}) == 3  # three values are not yet a variable
+
+
+def test_quoted_identifiers_are_masked_and_quoted_prose_is_kept() -> None:
+    from tools.logs.mining import mask
+
+    assert mask('relation "orders" does not exist') == 'relation "<*>" does not exist'
+    assert mask('probe="readiness" msg="probe failed twice"') == (
+        'probe="<*>" msg="probe failed twice"'
+    )
+    assert mask('"Event occurred" object="default/web-1"') == '"Event occurred" object="<*>"'
 
 
 def test_repeated_input_adds_no_templates() -> None:
@@ -130,7 +153,7 @@ def test_repeated_input_adds_no_templates() -> None:
 
 def test_template_count_is_capped(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(mining, "MAX_CLUSTERS", 5)
-    parser = LogParser(content_only=True)
+    parser = LogParser(content_only=True, variable_values=None)  # eight words: a variable
     words = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel"]
     ids = [parser.parse(f"event {word} happened").template_id for word in words]
     assert len(set(ids)) == len(words)

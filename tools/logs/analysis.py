@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -96,6 +96,26 @@ class WindowComparison:
         if template_id not in self.stats:
             self.stats[template_id] = TemplateStats(template_id)
         return self.stats[template_id]
+
+    def relabel(self, canonical: Callable[[int], int]) -> None:
+        """Merge the counts of templates that were merged since their lines were counted
+        (``LogParser.canonical``: a word found to be a variable joins its siblings)."""
+        merged: dict[int, TemplateStats] = {}
+        for template_id, stats in self.stats.items():
+            root = canonical(template_id)
+            into = merged.get(root)
+            if into is None:
+                stats.template_id = root
+                merged[root] = stats
+                continue
+            into.count += stats.count
+            into.baseline_count += stats.baseline_count
+            earlier = into.first_line is None or (stats.first_line or 0) < into.first_line
+            if stats.first_line is not None and earlier:
+                into.first_line, into.first_seen = stats.first_line, stats.first_seen
+            into.levels |= stats.levels
+            into.examples = [*into.examples, *stats.examples][: self.max_examples]
+        self.stats = merged
 
     def add_baseline(self, lines: Iterable[ParsedLine]) -> None:
         for line in lines:

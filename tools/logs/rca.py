@@ -118,6 +118,7 @@ def analyse(
     comparison.add_incident(parser.parse_lines(incident_lines))
     if comparison.incident_lines == 0:
         raise LogInputError(f"{incident.name} has no log lines")
+    comparison.relabel(parser.canonical)
     templates = parser.templates()
     findings = [RcaFinding(f) for f in comparison.findings(templates, limit=limit)]
     if lookup is not None:
