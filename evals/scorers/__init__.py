@@ -56,7 +56,7 @@ def make_scorer(
     if kind == "triage":
         from evals.scorers.triage import TriageScorer
 
-        return TriageScorer(suite, split)
+        return TriageScorer(suite, split, work, prometheus_url)
     if kind == "model":
         from evals.scorers.model import ModelScorer
 

@@ -6,8 +6,11 @@ grounded (each example line it cites is a line of the incident it was given)."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import random
+import re
+import time
 from collections import Counter
 from functools import cache
 from pathlib import Path
@@ -15,7 +18,8 @@ from typing import Literal
 
 from evals.cases import CaseBase
 from evals.scorers import Scored
-from evals.suite import Split, Suite
+from evals.suite import ROOT, Split, Suite
+from tools.base import ToolContext
 from tools.logs.rca import analyse
 from tools.logs.sources import LogSource
 
@@ -24,12 +28,13 @@ BURST = (10, 40)  # lines of a new template injected into the incident window
 RARE = (1, 40)  # occurrences in the 2k sample for a template to be a new-template culprit
 COMMON = (20, 200)  # occurrences for a template to be a rising culprit
 RISE = 5  # the rising template's rate in the incident window, times its baseline rate
+ALERT_WAIT_S = 60.0  # how long an alert of the stack may take to fire
 
 
 class TriageCase(CaseBase):
     system: str
-    kind: Literal["new", "rising"]
-    target: str
+    kind: Literal["new", "rising", "alert"]
+    target: str  # the culprit's EventId; for an alert, the runbook its rule links
     seed: int
 
 
@@ -93,19 +98,95 @@ def source(name: str, lines: list[str]) -> LogSource:
 
 
 class TriageScorer:
-    def __init__(self, suite: Suite, split: Split) -> None:
+    """Cases: ``generate:SEED:PER_KIND`` (log incidents) and ``alerts:promstack`` (the
+    alerts firing on the test Prometheus stack, triaged by the alert_triage tool: is the
+    rule's runbook the first runbook, and is the alert's own series graphed first)."""
+
+    def __init__(self, suite: Suite, split: Split, work: Path | None = None,
+                 prometheus_url: str | None = None) -> None:  # fmt: skip
         self.spec = suite.split(split)
         self.folder = suite.path(self.spec.corpus or "shared:loghub")
-        ref = str(self.spec.cases)  # "generate:SEED:PER_KIND"
-        _, seed, per_kind = ref.split(":")
-        self.seed, self.per_kind = int(seed), int(per_kind)
-        if not (self.folder / SYSTEMS[0]).is_dir():
+        refs = [self.spec.cases] if isinstance(self.spec.cases, str) else self.spec.cases
+        self.generated = [tuple(map(int, r.split(":")[1:])) for r in refs
+                          if r.startswith("generate:")]  # fmt: skip
+        self.alerts = "alerts:promstack" in refs
+        self.work, self.url = work or Path("."), prometheus_url
+        self._stack = contextlib.ExitStack()
+        self._alert_ctx: ToolContext | None = None
+        if self.generated and not (self.folder / SYSTEMS[0]).is_dir():
             raise RuntimeError(f"the Loghub samples are not at {self.folder}")
 
     def cases(self) -> list[TriageCase]:
-        return generate(self.folder, self.seed, self.per_kind)
+        out = [
+            c for seed, per_kind in self.generated for c in generate(self.folder, seed, per_kind)
+        ]
+        if self.alerts:
+            from evals.promstack import DEFAULT_RULES, FIRING_ALERTS
+
+            rules = {r["alert"]: r for g in DEFAULT_RULES["groups"] for r in g["rules"]}
+            for name in FIRING_ALERTS:
+                url = rules[name]["annotations"]["runbook_url"]
+                runbook = "/".join(url.split("/")[-2:]) + ".md"
+                out.append(TriageCase(id=f"alert-{name}", system="promstack", kind="alert",
+                                      target=runbook, seed=0))  # fmt: skip
+        return out
+
+    def _alert_context(self) -> ToolContext:
+        if self._alert_ctx is None:
+            from evals.scorers.metrics import prometheus_settings
+            from knowledge.build import build_index
+            from knowledge.embedder import DEFAULT_EMBEDDING_MODEL, get_embedder
+
+            url = self.url
+            if url is None:
+                from evals.promstack import running_stack
+
+                url = self._stack.enter_context(running_stack(self.work / "promstack")).url
+            index = self.work / "alert-index"
+            build_index(
+                ROOT / "knowledge" / "runbooks", index, get_embedder(DEFAULT_EMBEDDING_MODEL)
+            )
+            self._alert_ctx = ToolContext(
+                index_dir=index, embedding_model=DEFAULT_EMBEDDING_MODEL,
+                prometheus=prometheus_settings(url), charts_dir=self.work / "charts",
+            )  # fmt: skip
+        return self._alert_ctx
+
+    def _score_alert(self, case: TriageCase) -> Scored:
+        from tools.metrics.client import Prometheus
+        from tools.metrics.triage import AlertTriageInput, triage
+
+        ctx = self._alert_context()
+        name = case.id.removeprefix("alert-")
+        assert ctx.prometheus is not None
+        deadline = time.monotonic() + ALERT_WAIT_S
+        while True:  # the rules need an evaluation or two after the stack starts
+            with Prometheus(ctx.prometheus) as client:
+                firing = [a for a in client.alerts() if a["labels"].get("alertname") == name
+                          and a.get("state") == "firing"]  # fmt: skip
+            if firing or time.monotonic() > deadline:
+                break
+            time.sleep(2)
+        if not firing:
+            return Scored({"alert_runbook": 0.0, "alert_series": 0.0}, False,
+                          {"error": f"{name} is not firing"})  # fmt: skip
+        alert = firing[0]
+        asked = AlertTriageInput(alertname=name, labels=alert["labels"],
+                                 annotations=alert.get("annotations", {}))  # fmt: skip
+        result = triage(asked, ctx)
+        runbooks = [e.source for e in result.evidence if e.kind == "runbook"]
+        graphed = [e for e in result.evidence if e.kind == "metric"]
+        # the first graph is the alert's own series: every label it shows is the alert's
+        shown = dict(re.findall(r'(\w+)="([^"]*)"', graphed[0].title)) if graphed else {}
+        own = bool(shown) and all(alert["labels"].get(k) == v for k, v in shown.items())
+        scores = {"alert_runbook": float(runbooks[:1] == [case.target]),
+                  "alert_series": float(own)}  # fmt: skip
+        output = {"runbooks": runbooks[:3], "first_graph": graphed[0].title if graphed else None}
+        return Scored(scores, all(scores.values()), output)
 
     def score(self, case: TriageCase) -> Scored:
+        if case.kind == "alert":
+            return self._score_alert(case)
         lines = load(self.folder, case.system)
         event_of: dict[str, str] = {}
         for line, event in lines:
@@ -125,4 +206,4 @@ class TriageScorer:
         return Scored(scores, bool(scores["top1"]) and grounded, {"rank": rank, "top": top})
 
     def close(self) -> None:
-        return None
+        self._stack.close()

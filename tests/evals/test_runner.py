@@ -137,3 +137,5 @@ def test_the_triage_suite_meets_its_thresholds_on_new_and_rising_culprits(
     wrong = [(c.case_id, c.output) for c in store.cases(run.id) if c.outcome != "pass"]
     assert run.status == "passed", (run.metrics, wrong)
     assert run.metrics["top1_new"]["cases"] == run.metrics["top1_rising"]["cases"] > 0
+    # the alerts firing on the test Prometheus stack, triaged by the alert_triage tool
+    assert run.metrics["alert_runbook"]["cases"] == run.metrics["alert_series"]["cases"] == 5
