@@ -102,7 +102,7 @@ class TriageScorer:
     alerts firing on the test Prometheus stack, triaged by the alert_triage tool: is the
     rule's runbook the first runbook, and is the alert's own series graphed first)."""
 
-    def __init__(self, suite: Suite, split: Split, work: Path | None = None,
+    def __init__(self, suite: Suite, split: Split, work: Path,
                  prometheus_url: str | None = None) -> None:  # fmt: skip
         self.spec = suite.split(split)
         self.folder = suite.path(self.spec.corpus or "shared:loghub")
@@ -110,7 +110,7 @@ class TriageScorer:
         self.generated = [tuple(map(int, r.split(":")[1:])) for r in refs
                           if r.startswith("generate:")]  # fmt: skip
         self.alerts = "alerts:promstack" in refs
-        self.work, self.url = work or Path("."), prometheus_url
+        self.work, self.url = work, prometheus_url
         self._stack = contextlib.ExitStack()
         self._alert_ctx: ToolContext | None = None
         if self.generated and not (self.folder / SYSTEMS[0]).is_dir():
