@@ -11,10 +11,8 @@ import socket
 from pathlib import Path
 
 import pytest
-from sqlmodel import SQLModel
 from typer.testing import CliRunner
 
-from bot.db import make_engine
 from bot.eval_cli import report_record
 from evals import runner
 from evals.judge import JudgeConfig
@@ -25,13 +23,6 @@ from evals.suite import SUITES, load_suite
 from tests.judge_standin import MODEL, judge_server
 
 JUDGED = ("faithfulness", "answer_relevancy", "context_precision")
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> EvalStore:
-    engine = make_engine(f"sqlite:///{tmp_path / 'evals.sqlite'}")
-    SQLModel.metadata.create_all(engine)
-    return EvalStore(engine)
 
 
 @pytest.fixture

@@ -7,9 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from sqlmodel import SQLModel
 
-from bot.db import make_engine
 from evals import runner
 from evals.runner import RunOptions, run_suite
 from evals.store import EvalStore
@@ -33,13 +31,6 @@ def write_system(root: Path, name: str, rows: int, *, broken: bool = False) -> N
         csv_rows.append(f'{n + 1},"{content}",{event},x')
     (folder / f"{name}_2k.log").write_text("\n".join(raw[: rows - 1] if broken else raw) + "\n")
     (folder / f"{name}_2k.log_structured.csv").write_text("\n".join(csv_rows) + "\n")
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> EvalStore:
-    engine = make_engine(f"sqlite:///{tmp_path / 'evals.sqlite'}")
-    SQLModel.metadata.create_all(engine)
-    return EvalStore(engine)
 
 
 def test_systems_are_scored_on_messages_and_raw_lines(

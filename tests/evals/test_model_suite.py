@@ -7,22 +7,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from sqlmodel import SQLModel
 
-from bot.db import make_engine
 from bot.llm_server import LocalModelError, embedded_model_file
 from evals.runner import RunOptions, run_suite
 from evals.store import EvalStore
 from tools.deploy.registry import Registry
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> EvalStore:
-    engine = make_engine(f"sqlite:///{tmp_path / 'evals.sqlite'}")
-    SQLModel.metadata.create_all(engine)
-    return EvalStore(engine)
 
 
 def test_the_packaged_gemma_is_measured(store: EvalStore) -> None:

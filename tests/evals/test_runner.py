@@ -8,9 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from sqlmodel import SQLModel
 
-from bot.db import make_engine
 from evals import runner
 from evals.runner import RunOptions, run_suite
 from evals.scorers.tools import ToolsScorer
@@ -28,13 +26,6 @@ metrics:
   call_accuracy: {tolerance: 0.05}
 """
 CASE = "  - id: c{i}\n    message: {message}\n    expect: {{tool: {tool}}}\n"
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> EvalStore:
-    engine = make_engine(f"sqlite:///{tmp_path / 'evals.sqlite'}")
-    SQLModel.metadata.create_all(engine)
-    return EvalStore(engine)
 
 
 @pytest.fixture

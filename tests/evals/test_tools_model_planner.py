@@ -12,10 +12,8 @@ import httpx
 import openai
 import pytest
 from langchain_core.messages import AIMessage
-from sqlmodel import SQLModel
 
 import evals.scorers as scorers
-from bot.db import make_engine
 from bot.settings import Settings
 from evals import runner
 from evals.runner import RunOptions, run_suite
@@ -49,16 +47,13 @@ def call(name: str, **args: Any) -> AIMessage:
     return AIMessage("", tool_calls=[{"name": name, "args": args, "id": f"c-{name}"}])
 
 
-@pytest.fixture
-def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> EvalStore:
+@pytest.fixture(autouse=True)
+def mini_suite(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     root = tmp_path / "suites"
     (root / "mini").mkdir(parents=True)
     (root / "mini" / "suite.yaml").write_text(CONFIG)
     (root / "mini" / "dev.yaml").write_text(CASES)
     monkeypatch.setattr(runner, "load_suite", lambda name: load_suite(name, root))
-    engine = make_engine(f"sqlite:///{tmp_path / 'evals.sqlite'}")
-    SQLModel.metadata.create_all(engine)
-    return EvalStore(engine)
 
 
 def test_without_a_model_only_the_deterministic_planner_is_scored(store: EvalStore) -> None:
