@@ -75,25 +75,24 @@ def served_model(url: str) -> str:
         return ""
 
 
-class LocalEmbeddings:
+def local_embeddings(name: str) -> Any:
     """The bot's own packaged sentence-transformers model, as ragas' embedding interface
-    (response relevancy compares questions by embedding): nothing is downloaded."""
+    (response relevancy compares questions by embedding): nothing is downloaded. The class
+    is made here because ragas is imported only when a judge is configured."""
+    from ragas.embeddings.base import BaseRagasEmbedding
 
-    def __new__(cls, name: str) -> Any:
-        from ragas.embeddings.base import BaseRagasEmbedding
+    from knowledge.embedder import get_embedder
 
-        from knowledge.embedder import get_embedder
+    embedder = get_embedder(name)
 
-        embedder = get_embedder(name)
+    class LocalEmbeddings(BaseRagasEmbedding):
+        def embed_text(self, text: str, **kwargs: Any) -> list[float]:
+            return [float(x) for x in embedder.encode([text])[0]]
 
-        class _Embeddings(BaseRagasEmbedding):
-            def embed_text(self, text: str, **kwargs: Any) -> list[float]:
-                return [float(x) for x in embedder.encode([text])[0]]
+        async def aembed_text(self, text: str, **kwargs: Any) -> list[float]:
+            return await asyncio.to_thread(self.embed_text, text)
 
-            async def aembed_text(self, text: str, **kwargs: Any) -> list[float]:
-                return await asyncio.to_thread(self.embed_text, text)
-
-        return _Embeddings()
+    return LocalEmbeddings()
 
 
 class Judge:
@@ -121,7 +120,7 @@ class Judge:
         self.metrics: dict[str, Any] = {
             "faithfulness": Faithfulness(llm=llm),
             "answer_relevancy": AnswerRelevancy(llm=llm,
-                                                embeddings=LocalEmbeddings(embedding_model)),
+                                                embeddings=local_embeddings(embedding_model)),
             "context_precision": ContextPrecisionWithReference(llm=llm),
         }  # fmt: skip
         self._gate = asyncio.Semaphore(config.concurrency)

@@ -82,11 +82,10 @@ def context() -> ToolContext:
 async def ragas_scores(
     name: str | None, args: dict[str, Any], expect: Expected
 ) -> dict[str, float]:
-    """ragas' ToolCallAccuracy and ToolCallF1 of the call made against the one expected."""
+    """ragas' ToolCallAccuracy and ToolCallF1 of the call made against the one expected
+    (ragas' telemetry is off: ``evals.judge``, imported by the runner, says so first)."""
     from ragas.messages import AIMessage, HumanMessage, ToolCall
     from ragas.metrics.collections import ToolCallAccuracy, ToolCallF1
-
-    from evals.judge import JudgeError  # noqa: F401 - sets ragas' no-telemetry flag first
 
     if expect.tool is None:
         right = float(name is None)
@@ -106,7 +105,7 @@ async def ragas_scores(
             "ragas_tool_call_f1": round(float(f1.value), 4)}  # fmt: skip
 
 
-def judge_call(case: ToolsCase, calls: list[Any]) -> tuple[str | None, dict[str, Any], bool, bool]:
+def match_call(case: ToolsCase, calls: list[Any]) -> tuple[str | None, dict[str, Any], bool, bool]:
     """The first tool call of ``calls`` against the case: (tool, effective arguments,
     right tool, right tool and key arguments)."""
     answers = [c for c in calls if c["name"] not in ("answer",)]
@@ -133,7 +132,7 @@ class ToolsScorer:
     def score(self, case: ToolsCase) -> Scored:
         calls = plan_deterministic(case.message, attachments=case.attachments or None,
                                    ctx=self.ctx)  # fmt: skip
-        name, args, tool_ok, args_ok = judge_call(case, calls)
+        name, args, tool_ok, args_ok = match_call(case, calls)
         output: dict[str, Any] = {"tool": name, "args": {k: str(v)[:200] for k, v in args.items()}}
         scores = {"tool_accuracy": float(tool_ok), "call_accuracy": float(args_ok)}
         scores |= asyncio.run(ragas_scores(name, args, case.expect))
@@ -144,7 +143,7 @@ class ToolsScorer:
 
             reply = asyncio.run(plan_with_model(self.chat_model, [HumanMessage(case.message)],
                                                 ctx=self.ctx))  # fmt: skip
-            m_name, m_args, m_tool_ok, m_args_ok = judge_call(case, list(reply.tool_calls))
+            m_name, m_args, m_tool_ok, m_args_ok = match_call(case, list(reply.tool_calls))
             output["model"] = {"tool": m_name,
                                "args": {k: str(v)[:200] for k, v in m_args.items()}}  # fmt: skip
             scores |= {"model_tool_accuracy": float(m_tool_ok),

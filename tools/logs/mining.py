@@ -51,6 +51,9 @@ _DRAIN_WILDCARD = "<**>"
 #: Two values stay two templates ("opened"/"closed"). None: off. Chosen leave-one-system-
 #: out (bench/results/log_grouping.json).
 VARIABLE_VALUES: int | None = 8
+#: Sibling keys remembered for the word-variable merge; emptied when full (bounded memory,
+#: like the caches above: a merge then needs its values seen again).
+SIBLING_CACHE_SIZE = 200_000
 #: Lines mined before their template ids are given out, so that lines mined before a
 #: position turned out to be a variable get the merged template's id too.
 WINDOW = 5000
@@ -241,6 +244,8 @@ class LogParser:
             if word in (MASK, _DRAIN_WILDCARD):
                 continue
             key = (len(tokens), p, tokens[:p] + tokens[p + 1 :])
+            if key not in self._siblings and len(self._siblings) >= SIBLING_CACHE_SIZE:
+                self._siblings.clear()
             values = self._siblings.setdefault(key, {})
             values.setdefault(word, cluster.cluster_id)
             if len(values) >= self.variable_values:

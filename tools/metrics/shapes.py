@@ -142,8 +142,9 @@ def gauge_shape(
                           group)  # fmt: skip
     if ask.speed or (ask.rate and ask.change):  # per second, e.g. lag growth
         moved = f"deriv({plain}[{ask.window or RATE_WINDOW}])"
-        return aggregate(ask.aggregation or "sum", moved, group) if (
-            ask.aggregation or group or not matchers) else moved  # fmt: skip
+        if ask.aggregation or group or not matchers:  # all series together unless one is named
+            return aggregate(ask.aggregation or "sum", moved, group)
+        return moved
     if ask.change and ask.window:  # how much it moved over the window
         return per_series(ask, f"delta({plain}[{ask.window}])", group)
     if ask.aggregation in ("avg", "max", "min") and ask.window and not group:
