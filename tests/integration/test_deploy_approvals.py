@@ -13,7 +13,18 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bot.deploys.requests import APPROVED, CANCELLED, PENDING, REJECTED, Requests
+from bot.deploys.requests import (
+    APPROVED,
+    CANCELLED,
+    FAILED,
+    PENDING,
+    REJECTED,
+    ROLLED_BACK,
+    RUNNING,
+    SUCCEEDED,
+    VERIFYING,
+    Requests,
+)
 from bot.settings import Settings
 from bot.slack.standin import RecordedCall, SignedSender, SlackStandIn
 from bot.store import Store
@@ -23,6 +34,7 @@ from tools.deploy.registry import Registry
 
 pytestmark = pytest.mark.integration
 ALICE, BOB, CAROL, EVE = "U0ALICE", "U0BOB", "U0CAROL", "U0EVE"
+APPROVED_OR_LATER = (APPROVED, RUNNING, VERIFYING, SUCCEEDED, FAILED, ROLLED_BACK)
 
 
 @pytest.fixture
@@ -110,7 +122,10 @@ def test_a_deploy_is_approved_once_by_someone_who_may(
     assert requests.get(request.id).state == PENDING  # type: ignore[arg-type, union-attr]
 
     click(bot, shown, CAROL)  # an approver through the S0OPS user group
-    wait_until(lambda: requests.get(request.id).state == APPROVED)  # type: ignore[arg-type, union-attr]
+    # approved, and maybe already running or failed (the file is no model) by the next poll
+    wait_until(lambda: requests.get(request.id).state in APPROVED_OR_LATER)  # type: ignore[arg-type, union-attr]
+    approvals = requests.approvals(requests.get(request.id))  # type: ignore[arg-type]
+    assert [a.user for a in approvals] == [CAROL]
     final = standin.wait_for(
         "chat.update",
         lambda c: c.params.get("ts") == shown.params["ts"] and "approved" in c.params["text"],
@@ -261,5 +276,5 @@ def test_a_request_survives_a_restart_and_its_card_still_works(
     with running_bot(deploy_settings) as url:  # a restarted bot
         click(SignedSender(url, SECRET), shown, BOB)
         requests = requests_of(deploy_settings)
-        wait_until(lambda: requests.history("gemma")[0].state == APPROVED)
+        wait_until(lambda: requests.history("gemma")[0].state in APPROVED_OR_LATER)
         standin.wait_for("chat.postMessage", lambda c: "is approved" in c.params["text"], 30)
