@@ -4,13 +4,16 @@ judged"), tools, logs, triage and the packaged Gemma on the model suite (the met
 is in metrics_questions.json). Each figure says its split: ``dev`` was looked at while
 the method was chosen; ``heldout`` was written without reading the method.
 
-    python -m bench.evals
+    python -m bench.evals               # every suite
+    python -m bench.evals logs triage   # these suites; the others' figures are kept
 """
 
 from __future__ import annotations
 
 import json
+import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,19 +32,23 @@ DATA = {("triage", "heldout"): "a fresh seeded draw over the 8 systems the ranki
         ("logs", "dev"): "8 Loghub + 4 blind-written systems; settings chosen on them"}  # fmt: skip
 
 
-def main() -> None:
+def main(suites: Sequence[str] = SUITES) -> None:
     from sqlmodel import SQLModel
 
     from bot.db import make_engine
 
-    results: dict[str, Any] = {}
+    unknown = set(suites) - set(SUITES)
+    if unknown:
+        raise SystemExit(f"unknown suites: {', '.join(sorted(unknown))} (known: {SUITES})")
+    kept = json.loads(OUT.read_text()) if OUT.exists() and set(suites) != set(SUITES) else {}
+    results: dict[str, Any] = {s: kept[s] for s in SUITES if s in kept and s not in suites}
     with tempfile.TemporaryDirectory() as tmp:
         engine = make_engine(f"sqlite:///{Path(tmp) / 'evals.sqlite'}")
         SQLModel.metadata.create_all(engine)
         store = EvalStore(engine)
-        for suite in SUITES:
+        for suite in suites:
             for split in ("dev", "heldout"):
-                run = run_suite(suite, store, RunOptions(split=split))  # type: ignore[arg-type]
+                run = run_suite(suite, store, RunOptions(split=split))
                 results.setdefault(suite, {})[split] = {
                     "status": run.status, "model": run.model, "counts": run.counts,
                     "metrics": {k: v["value"] for k, v in run.metrics.items()},
@@ -49,9 +56,10 @@ def main() -> None:
                     "data": DATA.get((suite, split), TUNED[split]),
                 }  # fmt: skip
     OUT.parent.mkdir(parents=True, exist_ok=True)
+    results = {s: results[s] for s in SUITES if s in results}
     OUT.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:] or SUITES)

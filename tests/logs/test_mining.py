@@ -130,6 +130,32 @@ def test_a_word_with_many_values_at_one_position_is_a_variable_for_the_whole_win
     assert len({p.template_id for p in few}) == 3  # three values are not yet a variable
 
 
+def test_many_different_spans_between_the_same_words_are_one_variable() -> None:
+    statements = [
+        "BEGIN", "COMMIT", "SELECT * FROM orders", "UPDATE stock SET qty = qty - 1",
+        "DELETE FROM carts WHERE stale", "VACUUM ANALYZE orders", "SHOW search_path",
+        "INSERT INTO audit VALUES (now())", "REFRESH MATERIALIZED VIEW daily_sales",
+    ]  # fmt: skip
+    lines = [f"slow statement in session {n} was cancelled after {n}.5 ms: {sql}"
+             for n, sql in enumerate(statements)]  # fmt: skip
+    parsed = list(LogParser(content_only=True).parse_lines(lines))
+    assert len({p.template_id for p in parsed}) == 1  # the first lines too (one window)
+    assert parsed[0].template == "slow statement in session <*> was cancelled after <*>: <*>"
+    few = list(LogParser(content_only=True).parse_lines(lines[:4]))
+    assert len({p.template_id for p in few}) == 4  # four spans are four events yet
+    off = LogParser(content_only=True, span_values=None).parse_lines(lines)
+    assert len({p.template_id for p in off}) > 1
+
+
+def test_spans_of_one_length_are_left_to_the_word_rule() -> None:
+    states = ["LOOKING", "LEADING", "FOLLOWING", "OBSERVING"]
+    pairs = [(a, b) for a in states for b in states if a != b][:6]
+    lines = [f"election round {n} of the quorum ended: {a} then {b} (peer state)"
+             for n, (a, b) in enumerate(pairs)]  # fmt: skip
+    parsed = list(LogParser(content_only=True).parse_lines(lines))
+    assert len({p.template_id for p in parsed}) == len(pairs)  # state words: constants
+
+
 def test_quoted_identifiers_are_masked_and_quoted_prose_is_kept() -> None:
     from tools.logs.mining import mask
 
@@ -153,7 +179,8 @@ def test_repeated_input_adds_no_templates() -> None:
 
 def test_template_count_is_capped(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(mining, "MAX_CLUSTERS", 5)
-    parser = LogParser(content_only=True, variable_values=None)  # eight words: a variable
+    # eight words would be a variable: both merges off
+    parser = LogParser(content_only=True, variable_values=None, span_values=None)
     words = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel"]
     ids = [parser.parse(f"event {word} happened").template_id for word in words]
     assert len(set(ids)) == len(words)

@@ -98,9 +98,11 @@ def analyse(
     content_only: bool = False,
     limit: int = 10,
     examples: int = 3,
+    parser: LogParser | None = None,
 ) -> RcaReport:
-    """Compare the incident with the baseline (or the first half of the incident input)."""
-    parser = LogParser(content_only=content_only)
+    """Compare the incident with the baseline (or the first half of the incident input).
+    ``parser``: a fresh parser with other settings (``content_only`` is then its own)."""
+    parser = parser or LogParser(content_only=content_only)
     comparison = WindowComparison(examples=examples)
     notes: list[str] = []
     if baseline is not None:
