@@ -24,9 +24,10 @@ from __future__ import annotations
 
 import re
 from collections import Counter, defaultdict
-from collections.abc import Hashable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from tools.logs.drain import Drain, LogCluster
 from tools.logs.headers import MONTHS, split_header
@@ -238,12 +239,13 @@ class LogParser:
         self._known: dict[str, LogCluster] = {}
         self.variable_values, self.window = variable_values, max(1, window)
         self._alias: dict[int, int] = {}  # a merged template's id → the one it joined
-        # (length, position, the other tokens) → the word there → a template with it
-        self._siblings: dict[tuple[int, int, tuple[str, ...]], dict[str, int]] = {}
+        # (length, position, the other tokens) → the word there → a template with it, or
+        # the template they joined once they were enough
+        self._siblings: dict[tuple[int, int, tuple[str, ...]], dict[str, int] | int] = {}
         self.span_values, self.span_context = span_values, span_context
-        # (the first words, the last words) → the tokens between → a template with them
-        self._spans: dict[tuple[tuple[str, ...], tuple[str, ...]], dict[tuple[str, ...], int]]
-        self._spans = {}
+        # (the first words, the last words) → the tokens between → a template with them,
+        # or the template they joined
+        self._spans: dict[tuple[tuple[str, ...], tuple[str, ...]], dict[Any, int] | int] = {}
         self._merged: dict[int, tuple[str, ...]] = {}  # a merged template's tokens
 
     def canonical(self, template_id: int) -> int:
@@ -267,6 +269,26 @@ class LogParser:
             self._merged[roots[0]] = tokens
         return roots[0]
 
+    def _tally(
+        self, table: dict[Any, dict[Any, int] | int], key: Any, value: Any, cluster_id: int,
+        enough: Callable[[dict[Any, int]], bool],
+    ) -> int | None:  # fmt: skip
+        """Count ``value`` under ``key`` (a template's sibling key). Once the values are
+        ``enough``, the templates under the key are one: the id they joined is returned,
+        and a later template under the key joins it at once."""
+        seen = table.get(key)
+        if isinstance(seen, int):
+            return self._join((seen, cluster_id))
+        if seen is None:
+            if len(table) >= SIBLING_CACHE_SIZE:
+                table.clear()  # bounded memory: a merge then needs its values seen again
+            seen = table[key] = {}
+        seen.setdefault(value, cluster_id)
+        if not enough(seen):
+            return None
+        root = table[key] = self._join(seen.values())
+        return root
+
     def _tokens_of(self, root: int) -> tuple[str, ...]:
         if root in self._merged:
             return self._merged[root]
@@ -287,17 +309,17 @@ class LogParser:
         constant = [0] * (n + 1)  # constant tokens among the first i
         for i, token in enumerate(tokens):
             constant[i + 1] = constant[i] + (token != _DRAIN_WILDCARD and MASK not in token)
+        span_values = self.span_values
+
+        def enough(spans: dict[Any, int]) -> bool:
+            return len(spans) >= span_values and len({len(m) for m in spans}) > 1
+
         for p in range(min(n - 1, SPAN_EDGE) + 1):
             for s in range(min(n - p - 1, SPAN_EDGE) + 1):
                 if constant[p] + constant[n] - constant[n - s] < self.span_context:
                     continue
                 key = (tokens[:p], tokens[n - s :])
-                if key not in self._spans and len(self._spans) >= SIBLING_CACHE_SIZE:
-                    self._spans.clear()
-                spans = self._spans.setdefault(key, {})
-                spans.setdefault(tokens[p : n - s], cluster.cluster_id)
-                if len(spans) >= self.span_values and len({len(m) for m in spans}) > 1:
-                    self._join(spans.values())
+                self._tally(self._spans, key, tokens[p : n - s], cluster.cluster_id, enough)
 
     def _note_word(self, cluster: LogCluster) -> None:
         """A new template: a sibling of others that differ at one word only? With enough
@@ -307,18 +329,19 @@ class LogParser:
         tokens = tuple(cluster.tokens)
         if len(tokens) < 2:
             return
+        variable_values = self.variable_values
+
+        def enough(words: dict[Any, int]) -> bool:
+            return len(words) >= variable_values
+
         for p, word in enumerate(tokens):
             if word in (MASK, _DRAIN_WILDCARD):
                 continue
             key = (len(tokens), p, tokens[:p] + tokens[p + 1 :])
-            if key not in self._siblings and len(self._siblings) >= SIBLING_CACHE_SIZE:
-                self._siblings.clear()
-            values = self._siblings.setdefault(key, {})
-            values.setdefault(word, cluster.cluster_id)
-            if len(values) >= self.variable_values:
-                keep = self._drain.get(self._join(values.values()))
-                if keep is not None and len(keep.tokens) == len(tokens):  # not span-merged
-                    keep.tokens = (*keep.tokens[:p], _DRAIN_WILDCARD, *keep.tokens[p + 1 :])
+            root = self._tally(self._siblings, key, word, cluster.cluster_id, enough)
+            keep = self._drain.get(root) if root is not None else None
+            if keep is not None and len(keep.tokens) == len(tokens):  # not span-merged
+                keep.tokens = (*keep.tokens[:p], _DRAIN_WILDCARD, *keep.tokens[p + 1 :])
 
     def _cluster(self, message: str) -> LogCluster:
         """The template of a masked message: Drain's, remembered for exact repeats."""
