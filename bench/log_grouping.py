@@ -43,7 +43,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from evals.scorers.logs import load_system
+from evals.scorers.logs import load_system, template_ids
 from tools.logs import mining
 from tools.logs.drain import Drain
 from tools.logs.mining import LogParser, grouping_accuracy
@@ -67,13 +67,6 @@ def drain_default_ids(lines: list[str]) -> list[int]:
     return [drain.add(line)[0].cluster_id for line in lines]
 
 
-def our_ids(
-    lines: list[str], *, content_only: bool = True, similarity: float = mining.SIMILARITY
-) -> list[int]:
-    parser = LogParser(content_only=content_only, similarity=similarity)
-    return [parsed.template_id for parsed in parser.parse_lines(lines)]
-
-
 #: (similarity, variable_values, quoted_values, span_values, span_context): the module's
 #: default first (ties go to it).
 Setting = tuple[float, int | None, bool, int | None, int]
@@ -91,6 +84,13 @@ SETTINGS_GRID: tuple[Setting, ...] = (
 )  # fmt: skip
 DESCRIBE = ("similarity", "variable_values", "quoted_values", "span_values", "span_context")
 DEV_SYSTEMS = ROOT / "evals" / "suites" / "logs" / "dev"
+ours = functools.partial(template_ids, content_only=True)
+ours_raw = functools.partial(template_ids, content_only=False)
+
+
+def settings_of(setting: Setting) -> dict[str, Any]:
+    """A grid setting as LogParser's keyword arguments."""
+    return dict(zip(DESCRIBE, setting, strict=True))
 
 
 def leave_one_system_out(data: dict[str, tuple[list[str], list[str], list[str]]]) -> dict[str, Any]:
@@ -112,20 +112,12 @@ def leave_one_system_out(data: dict[str, tuple[list[str], list[str], list[str]]]
         their headers (what ``opsbot logs parse`` reads by default)."""
         if (setting, i) not in cache:
             raw, content, events = everything[systems[i]]
-            similarity, values, quoted, span, context = setting
-            scores = []
-            for lines, content_only in ((content, True), (raw, False)):
-                parser = LogParser(
-                    content_only=content_only, similarity=similarity, variable_values=values,
-                    quoted_values=quoted, span_values=span, span_context=context,
-                )  # fmt: skip
-                ids = [p.template_id for p in parser.parse_lines(lines)]
-                scores.append(grouping_accuracy(ids, events))
-            cache[(setting, i)] = min(scores)
+            settings = settings_of(setting)
+            cache[(setting, i)] = min(
+                grouping_accuracy(template_ids(lines, content_only=only, **settings), events)
+                for lines, only in ((content, True), (raw, False))
+            )
         return cache[(setting, i)]
-
-    def describe(setting: Setting) -> dict[str, Any]:
-        return dict(zip(DESCRIBE, setting, strict=True))
 
     rca = rca_guard()
     grid = [s for s in dict.fromkeys(SETTINGS_GRID) if rca[span_of(s)] >= rca[(None, None)]]
@@ -136,7 +128,7 @@ def leave_one_system_out(data: dict[str, tuple[list[str], list[str], list[str]]]
         groups=[systems[i] for i in loghub],
     )  # fmt: skip
     return {
-        **result.summary(describe),
+        **result.summary(settings_of),
         "held_out_per_system": {s: round(result.per_item[i], 4) for i, s in enumerate(systems)},
         "default_per_system": {
             s: round(accuracy(DEFAULT_SETTING, i), 4) for i, s in enumerate(systems)
@@ -146,7 +138,7 @@ def leave_one_system_out(data: dict[str, tuple[list[str], list[str], list[str]]]
             for i, s in enumerate(systems)
         },
         "loghub_only": {
-            **loghub_only.summary(describe),
+            **loghub_only.summary(settings_of),
             "held_out_per_system": {
                 systems[loghub[j]]: round(v, 4) for j, v in loghub_only.per_item.items()
             },
@@ -237,8 +229,8 @@ def main() -> None:
     for system, (raw, content, events) in data.items():
         accuracy[system] = {
             "drain_default": round(grouping_accuracy(drain_default_ids(content), events), 4),
-            "ours": round(grouping_accuracy(our_ids(content), events), 4),
-            "ours_raw_lines": round(grouping_accuracy(our_ids(raw, content_only=False), events), 4),
+            "ours": round(grouping_accuracy(ours(content), events), 4),
+            "ours_raw_lines": round(grouping_accuracy(ours_raw(raw), events), 4),
         }
     means = {
         key: round(sum(row[key] for row in accuracy.values()) / len(accuracy), 4)
@@ -249,8 +241,8 @@ def main() -> None:
     speed = throughput(
         {
             "drain_default": lambda: [drain_default_ids(c) for _, c, _ in data.values()],
-            "ours": lambda: [our_ids(c) for _, c, _ in data.values()],
-            "ours_raw_lines": lambda: [our_ids(r, content_only=False) for r, _, _ in data.values()],
+            "ours": lambda: [ours(c) for _, c, _ in data.values()],
+            "ours_raw_lines": lambda: [ours_raw(r) for r, _, _ in data.values()],
         },
         len(contents),
     )

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
+from typing import Any
 
 from evals.cases import CaseBase
 from evals.scorers import Scored
@@ -41,8 +42,9 @@ def load_system(folder: Path, system: str) -> tuple[list[str], list[str], list[s
     return lines, [r["Content"] for r in rows], [r["EventId"] for r in rows]
 
 
-def template_ids(lines: list[str], *, content_only: bool) -> list[int]:
-    parser = LogParser(content_only=content_only)
+def template_ids(lines: list[str], *, content_only: bool, **settings: Any) -> list[int]:
+    """Each line's template id from a fresh parser (``settings``: its other arguments)."""
+    parser = LogParser(content_only=content_only, **settings)
     return [parsed.template_id for parsed in parser.parse_lines(lines)]
 
 
