@@ -11,8 +11,8 @@ from evals.promstack import PromStack
 from tools.metrics.discovery import Family, name_terms, question_terms
 from tools.metrics.question import grouping, quantile_of, question_range, write_promql
 from tools.metrics.question_values import Matcher, merge_same_label, value_matchers
-from tools.metrics.question_words import ask_of, top_n
-from tools.metrics.shapes import ratio_pair
+from tools.metrics.question_words import ask_of, breakdown, top_n
+from tools.metrics.shapes import grouped_part, ratio_pair
 
 HIST = Family("http_request_duration_seconds", "histogram")
 REQUESTS = Family("http_requests_total", "counter")
@@ -219,6 +219,40 @@ def test_gauge_ratio_shapes() -> None:
     )
     assert write("free disk space", AVAIL, []) == avail
     assert write("total free disk space", AVAIL, []) == f"sum ({avail})"
+
+
+def test_amounts_in_use_and_totals_with_no_range() -> None:
+    node = Matcher("instance", "=", "n1:9100", "n1")
+    assert write("how many bytes of RAM are in use on n1?", MEM_TOTAL, [node]) == (
+        'node_memory_MemTotal_bytes{instance="n1:9100"} - '
+        'node_memory_MemAvailable_bytes{instance="n1:9100"}'
+    )
+    assert write(
+        "total container restarts per namespace", RESTARTS, [], "namespace", rare=True
+    ) == (  # fmt: skip
+        "sum by (namespace) (kube_pod_container_status_restarts_total)"
+    )
+    which = "which pods restarted in the last 30 mins, and how many times"
+    assert write(which, RESTARTS, [], "pod", "30m") == (
+        "increase(kube_pod_container_status_restarts_total[30m]) > 0"
+    )
+
+
+def test_grouped_part_finds_a_sum_by_alone_under_topk_or_before_a_comparison() -> None:
+    assert grouped_part("sum by (pod) (rate(x[5m]))", "pod") == ("", "rate(x[5m])", "")
+    assert grouped_part("topk(3, sum by (pod) (rate(x[5m])))", "pod") == (
+        "topk(3, ", "rate(x[5m])", ")",
+    )  # fmt: skip
+    assert grouped_part("sum by (pod) (x) > 0", "pod") == ("", "x", " > 0")
+    assert grouped_part("sum by (pod) (rate(a[5m])) / sum by (pod) (rate(b[5m]))", "pod") is None
+    assert grouped_part("sum by (job) (x)", "pod") is None
+
+
+def test_breakdown_tells_a_sum_per_label_from_the_series_themselves() -> None:
+    assert breakdown("consumer lag per partition") == ("per", "partition")
+    assert breakdown("graph rss for each checkout instance") == ("each", "instance")
+    assert breakdown("which pods restarted") == ("which", "pod")
+    assert breakdown("checkout p99") is None
 
 
 INDEX = {

@@ -44,8 +44,20 @@ from tools.metrics.question_values import (
     merge_same_label,
     value_matchers,
 )
-from tools.metrics.question_words import grouping, quantile_of, question_range
-from tools.metrics.shapes import counter_name, counts_events, selector, write_promql
+from tools.metrics.question_words import (
+    aggregation,
+    breakdown,
+    grouping,
+    quantile_of,
+    question_range,
+)
+from tools.metrics.shapes import (
+    counter_name,
+    counts_events,
+    grouped_part,
+    selector,
+    write_promql,
+)
 
 __all__ = ["grouping", "quantile_of", "question_range", "read_question", "write_promql"]
 
@@ -62,6 +74,8 @@ LABEL_WEIGHT = 0.3
 SHAPE_BONUS = 0.15
 #: Candidates tried, best first, for one whose series carry the labels the question names.
 TRY_CANDIDATES = 5
+#: Words that ask for a sum per label value ("per pod", "by instance"), not for the series.
+SUM_WORDS = {"per", "by"}
 #: Events per second under which a counter's events are counted rather than rated.
 RARE_PER_S = 1 / 60
 
@@ -157,8 +171,7 @@ def accepted(
 
 def group_for(question: str, catalog: Catalog, family: Family, lookup: Lookup) -> str | None:
     """The label to group by, when the question names one that ``family`` carries."""
-    labels = {label for by_label in catalog.labels.values() for label in by_label}
-    group = grouping(question, labels)
+    group = grouping(question, family_labels(catalog))
     if group is None:
         return None
     tries = STATUS_LABELS if group in STATUS_LABELS else (group,)
@@ -182,7 +195,29 @@ def reading_for(
     name = counter_name(family, names)
     rare = counts_events(question, family, name) and is_rare(lookup, name, matchers, rng)
     promql = write_promql(question, family, matchers, group, rng, names, rare=rare)
+    asked = breakdown(question, set(family_labels(catalog)))
+    if group and aggregation(question) is None and asked and asked[0] not in SUM_WORDS:
+        promql = ungrouped(lookup, promql, group)
     return Reading(family, promql, rng, matchers, group, unmatched)
+
+
+def family_labels(catalog: Catalog) -> set[str]:
+    return {label for by_label in catalog.labels.values() for label in by_label}
+
+
+def ungrouped(lookup: Lookup, promql: str, group: str) -> str:
+    """``sum by (pod) (x)`` as plain ``x`` when each series of ``x`` already has its own
+    pod: the sum adds nothing and would drop the series' other labels ("which pods",
+    "for each pod", "top 3 pods": the series themselves are asked for)."""
+    parts = grouped_part(promql, group)
+    if parts is None:
+        return promql
+    before, inner, after = parts
+    series = lookup.value(f"count({inner})")
+    groups = lookup.value(f"count(count by ({group}) ({inner}))")
+    if series is None or series != groups:
+        return promql
+    return f"{before}{inner}{after}"
 
 
 def is_rare(lookup: Lookup, name: str, matchers: list[Matcher], rng: str) -> bool:

@@ -45,6 +45,7 @@ ERROR_WORDS = {"error", "errors", "failing", "failed", "failures", "failure", "5
 RATIO_WORDS = {"ratio", "percentage", "percent", "share", "fraction", "proportion", "%"}
 PERCENT_WORDS = {"percentage", "percent", "%", "pct"}
 FREE_WORDS = {"free", "available", "left", "remaining", "avail"}
+USED_WORDS = {"used", "use", "using", "occupied", "consumed", "taken"}
 LATENCY_WORDS = {
     "latency", "duration", "slow", "slowest", "fast", "response", "time", "took", "long",
 }  # fmt: skip
@@ -113,6 +114,15 @@ def grouping(question: str, labels: set[str] | frozenset[str] = frozenset()) -> 
     """The label the question groups by: a word for one within three words after "per",
     "by", "each", "which"... ("for each search instance" → instance), or a label's own name
     right after one ("by model")."""
+    found = breakdown(question, labels)
+    return found[1] if found else None
+
+
+def breakdown(
+    question: str, labels: set[str] | frozenset[str] = frozenset()
+) -> tuple[str, str] | None:
+    """(the word that asks for it, the label) of the question's grouping: ("per", "pod")
+    asks for a sum per pod; ("which", "pod") or ("each", "instance") for the series."""
     seq = words(question)
     for i, word in enumerate(seq):
         if word not in GROUP_PREFIXES:
@@ -123,7 +133,7 @@ def grouping(question: str, labels: set[str] | frozenset[str] = frozenset()) -> 
             one = _singular(after)
             label = GROUP_WORDS.get(one) or (one if one in labels and offset == 0 else None)
             if label:
-                return label
+                return word, label
     return None
 
 
@@ -190,13 +200,14 @@ class Ask:
     rate: bool  # per second, traffic, throughput
     error_rate: bool  # "error rate" (a share), not "errors per second"
     count: bool  # how many, number of
-    so_far: bool  # how many times, ever: the counter's own value
+    so_far: bool  # how many times, ever, a total with no range: the counter's own value
     ranged: bool  # names a range ("in the last hour")
     which: bool  # "which X is ...": the series that match
     errors: bool
     ratio: bool  # ratio, percent, fraction
     percent: bool
     free: bool  # free, available, left (else used)
+    used: bool  # used, in use: of an available/whole pair, the whole less what is free
     low: bool  # low on, running out: below a threshold
     how_full: bool
     latency: bool
@@ -216,13 +227,15 @@ def ask_of(question: str) -> Ask:
         rate=bool(_RATE.search(question)),
         error_rate="rate" in seq and bool(seq & ERROR_WORDS) and not _PER_SECOND.search(question),
         count=bool(_COUNT.search(question)),
-        so_far=bool(_SO_FAR.search(question)),
+        so_far=bool(_SO_FAR.search(question))
+        or ("total" in seq and question_range(question) is None),  # "total restarts"
         ranged=question_range(question) is not None,
         which=bool(seq & {"which", "who"}),
         errors=bool(seq & ERROR_WORDS),
         ratio=bool(seq & RATIO_WORDS) or "%" in question,
         percent=bool(seq & PERCENT_WORDS) or "%" in question,
         free=bool(seq & FREE_WORDS),
+        used=bool(seq & USED_WORDS),
         low=bool(_LOW.search(question)),
         how_full=bool(_HOW_FULL.search(question)),
         latency=bool(seq & LATENCY_WORDS) or quantile_of(question) is not None,

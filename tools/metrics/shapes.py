@@ -90,10 +90,15 @@ def counter_shape(
         return aggregate(ask.aggregation or "sum", rate_of(name, matchers), group)
     if ask.count:
         if ask.ranged:
-            return aggregate("sum", f"increase({selector(name, matchers)}[{rng}])", group)
+            increase = f"increase({selector(name, matchers)}[{rng}])"
+            if ask.which and not ask.top:  # "which pods restarted, how many times": those
+                return f"{per_series(ask, increase, group)} > 0"
+            return aggregate("sum", increase, group)
         if ask.so_far:
             return aggregate("sum", selector(name, matchers), group)
         return aggregate("sum", rate_of(name, matchers), group)
+    if ask.so_far:
+        return aggregate("sum", selector(name, matchers), group)
     if not rare:
         return aggregate(ask.aggregation or "sum", rate_of(name, matchers), group)
     window = rng if ask.ranged or not ask.which else RECENT_WINDOW
@@ -122,6 +127,8 @@ def ratio_shape(ask: Ask, pair: tuple[str, str], matchers: list[Matcher]) -> str
     share = f"{avail} / {whole}"
     if ask.low:
         return f"{share} < {LOW_SHARE:g}"
+    if ask.used and not (ask.percent or ask.ratio or ask.how_full):  # an amount in use
+        return f"{whole} - {avail}"
     if not (ask.percent or ask.ratio or ask.how_full):
         return None
     used = not ask.free or ask.how_full
@@ -172,3 +179,26 @@ def write_promql(
     if ask.bottom and not ask.top and not promql.endswith("> 0") and " < " not in promql:
         return f"bottomk({ask.bottom}, {promql})"
     return promql
+
+
+def grouped_part(promql: str, group: str) -> tuple[str, str, str] | None:
+    """(before, inner, after) when ``promql`` is ``sum by (group) (inner)``, alone or as the
+    argument of ``topk``/``bottomk`` or before a comparison; None for anything else (a
+    ratio of two aggregations, a quantile)."""
+    head = f"sum by ({group}) ("
+    start = promql.find(head)
+    if start < 0 or promql.count(head) != 1:
+        return None
+    before = promql[:start]
+    if before and not (before.startswith(("topk(", "bottomk(")) and before.endswith(", ")):
+        return None
+    depth, i = 1, start + len(head)
+    while i < len(promql) and depth:
+        depth += {"(": 1, ")": -1}.get(promql[i], 0)
+        i += 1
+    if depth:
+        return None
+    inner, after = promql[start + len(head) : i - 1], promql[i:]
+    if after not in ("", ")") and not after.startswith(" > "):
+        return None
+    return before, inner, after
