@@ -8,7 +8,14 @@ from pathlib import Path
 import pytest
 
 from evals.promstack import PromStack
-from tools.metrics.discovery import Family, name_terms, question_terms
+from tools.metrics.discovery import (
+    Catalog,
+    Family,
+    abbreviated,
+    dashed_tails,
+    name_terms,
+    question_terms,
+)
 from tools.metrics.question import grouping, quantile_of, question_range, write_promql
 from tools.metrics.question_values import Matcher, merge_same_label, value_matchers
 from tools.metrics.question_words import ask_of, breakdown, top_n
@@ -248,6 +255,16 @@ def test_grouped_part_finds_a_sum_by_alone_under_topk_or_before_a_comparison() -
     assert grouped_part("sum by (job) (x)", "pod") is None
 
 
+def test_a_short_named_window_is_the_rate_window_a_long_one_the_graph_range() -> None:
+    one = Matcher("instance", "=", "checkout-1:8080", "checkout-1")
+    assert write(
+        "5xx per sec on checkout-1 over the last 10 minutes", REQUESTS, [one, FIVE_XX]
+    ) == ('sum (rate(http_requests_total{instance="checkout-1:8080",code=~"5.."}[10m]))')
+    assert write("checkout rps over the last hour", REQUESTS, [JOB]) == (
+        'sum (rate(http_requests_total{job="checkout"}[5m]))'
+    )
+
+
 def test_breakdown_tells_a_sum_per_label_from_the_series_themselves() -> None:
     assert breakdown("consumer lag per partition") == ("per", "partition")
     assert breakdown("graph rss for each checkout instance") == ("each", "instance")
@@ -311,3 +328,11 @@ def test_the_metrics_suite_meets_its_thresholds(prom_stack: PromStack, tmp_path:
         for i in ("no-db-pool", "no-redis-cache", "no-jvm-gc", "no-tls-expiry")
     ), wrong
     assert run.metrics["declined_correctly"]["value"] >= 0.5, wrong
+
+
+def test_dashed_tails_and_abbreviations_name_what_the_catalog_holds() -> None:
+    assert dashed_tails("k8s-worker-2:9100") == ["worker-2"]
+    assert dashed_tails("checkout-1:8080") == []  # "1" alone names nothing
+    catalog = Catalog([REQUESTS, RESTARTS])
+    assert abbreviated({"req", "s"}, catalog) == {"request"}
+    assert abbreviated({"restart"}, catalog) == set()  # whole words stay as they are

@@ -6,13 +6,14 @@ import pytest
 
 from knowledge.embedder import Embedder
 from tools.metrics.discovery import Catalog, Family
-from tools.metrics.question_subject import spelled, unknown_subjects
+from tools.metrics.question_subject import spelled, uncovered, unknown_subjects
 
 CATALOG = Catalog(
     families=[
         Family("kafka_consumer_lag", "gauge", "Messages the consumer group is behind."),
         Family("node_memory_MemAvailable_bytes", "gauge", "Memory available."),
         Family("gpu_utilization_ratio", "gauge", "GPU busy share."),
+        Family("llm_queue_requests", "gauge", "Requests waiting."),
         Family("kube_pod_container_status_restarts_total", "counter", "Restarts."),
         Family("scrape_samples_post_metric_relabeling", "gauge", "Samples kept."),
     ],
@@ -30,6 +31,8 @@ CATALOG = Catalog(
         ("which pod is crash looping in kubernetes?", []),  # "kube" names kubernetes
         ("avg gpu util across the llm gateways", []),  # util abbreviates utilization
         ("how many reqs are queued rn, in msgs/sec", []),
+        # a rare word that qualifies no measured thing is not a name
+        ("free memory an hour from now? extrapolate from the last hour", []),
     ],
 )
 def test_names_the_catalog_lacks(question: str, unknown: list[str], embedder: Embedder) -> None:
@@ -39,3 +42,13 @@ def test_names_the_catalog_lacks(question: str, unknown: list[str], embedder: Em
 def test_typos_of_catalog_words_are_mended(embedder: Embedder) -> None:
     fixed = spelled("avalable memory on worker-1, consumr lag", CATALOG, embedder.wordpieces)
     assert fixed == "available memory on worker-1, consumer lag"
+
+
+def test_words_of_what_another_metric_measures_are_uncovered() -> None:
+    gpu = CATALOG.get("gpu_utilization_ratio")
+    lag = CATALOG.get("kafka_consumer_lag")
+    assert gpu is not None and lag is not None
+    assert uncovered("how much gpu memory is used on llm-gateway-0", CATALOG, gpu) == ["memori"]
+    assert uncovered("gpu utilisation of the llm-gateway", CATALOG, gpu) == []
+    # how ("total") and where ("pod", a label value) are not what is measured
+    assert uncovered("total consumer lag per pod on payments", CATALOG, lag) == []

@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from knowledge.embedder import Embedder
 
 CATALOG_TTL_S = 300.0
+#: A word this long or longer that starts a word of a metric name stands for it ("req").
+ABBREVIATION_MIN = 3
 #: Labels never matched against words of a question.
 SKIP_LABELS = {"__name__", "le", "quantile"}
 #: A label with more values than this is not scanned for names (ids, timestamps...).
@@ -198,6 +200,7 @@ def rank_families(
     half and half.
     """
     terms = question_terms(question)
+    terms |= abbreviated(terms, catalog)
     dense = np.zeros(len(catalog.families), dtype=np.float32)
     if embedder is not None and catalog.vectors is not None:
         dense = catalog.vectors @ embedder.encode([question])[0]
@@ -214,9 +217,30 @@ def rank_families(
     return out[:k]
 
 
+def catalog_name_terms(catalog: Catalog) -> set[str]:
+    """The stemmed words of every metric name in the catalog (computed once)."""
+    known = catalog.derived.get("name_terms")
+    if known is None:
+        known = catalog.derived["name_terms"] = {
+            t for f in catalog.families for t in name_terms(f.name)
+        }
+    return known
+
+
+def abbreviated(terms: set[str], catalog: Catalog) -> set[str]:
+    """Words of metric names that a shortened word of the question starts ("req" →
+    request, "tok" → token), for words the names do not carry whole."""
+    known = catalog_name_terms(catalog)
+    short = [t for t in terms - known if len(t) >= ABBREVIATION_MIN and t.isalpha()]
+    return {word for word in known for t in short if word.startswith(t) and word != t}
+
+
 def label_index(client: Prometheus) -> dict[str, dict[str, str]]:
-    """Lower-cased value (and host part of ``host:port`` values) → {label: value}."""
+    """Lower-cased value (and host part of ``host:port`` values, and the tail of a dashed
+    host that only one value of the label has: ``worker-2`` for ``k8s-worker-2:9100``) →
+    {label: value}."""
     index: dict[str, dict[str, str]] = {}
+    tails: dict[tuple[str, str], set[str]] = {}
     for label in client.label_names():
         if label in SKIP_LABELS:
             continue
@@ -229,7 +253,20 @@ def label_index(client: Prometheus) -> dict[str, dict[str, str]]:
                 keys.add(value.split(":", 1)[0].lower())
             for key in keys:
                 index.setdefault(key, {})[label] = value
+            for tail in dashed_tails(value):
+                tails.setdefault((tail, label), set()).add(value)
+    for (tail, label), owners in tails.items():
+        if len(owners) == 1 and label not in index.get(tail, {}):
+            index.setdefault(tail, {})[label] = next(iter(owners))
     return index
+
+
+def dashed_tails(value: str) -> list[str]:
+    """``worker-2`` and not ``2`` for ``k8s-worker-2:9100``: the host part less its first
+    dashed words, while a dash and a letter remain."""
+    parts = value.split(":", 1)[0].lower().split("-")
+    tails = ["-".join(parts[i:]) for i in range(1, len(parts) - 1)]
+    return [t for t in tails if any(ch.isalpha() for ch in t)]
 
 
 def names_with(client: Prometheus, matcher: str, hours: float = 6.0) -> set[str]:

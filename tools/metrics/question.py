@@ -35,7 +35,7 @@ from tools.metrics.discovery import (
 )
 from tools.metrics.durations import format_duration
 from tools.metrics.query import DEFAULT_RANGE, outcome_result, prometheus, run_range, window_for
-from tools.metrics.question_subject import spelled, unknown_subjects
+from tools.metrics.question_subject import spelled, uncovered, unknown_subjects
 from tools.metrics.question_values import (
     LABEL_PREFERENCE,
     STATUS_LABELS,
@@ -159,6 +159,8 @@ def accepted(
     quantile = quantile_of(question) is not None
     out: list[tuple[float, Candidate]] = []
     for candidate in ranked:
+        if quantile and candidate.family.type not in ("histogram", "summary"):
+            continue  # a percentile is of a distribution: a counter or gauge has none
         label = evidence.get(candidate.family.name, 0.0)
         shape = SHAPE_BONUS if quantile and candidate.family.type in ("histogram", "summary") else 0
         score = candidate.score + LABEL_WEIGHT * label + shape
@@ -273,7 +275,10 @@ def read_question(
         if unknown_subjects(question, catalog, embedder.wordpieces):
             return None, closest, catalog  # it names something this Prometheus lacks
         lookup = Lookup(client)
-        good = accepted(question, catalog, ranked, lookup)[:TRY_CANDIDATES]
+        good = [
+            c for c in accepted(question, catalog, ranked, lookup)[:TRY_CANDIDATES]
+            if not uncovered(question, catalog, c.family)
+        ]  # fmt: skip
         if not good:
             return None, closest, catalog
         names = {n for f in catalog.families for n in (f.name, f"{f.name}_total")}

@@ -4,7 +4,9 @@ A question about "rabbitmq queue depth" must not be answered with some other que
 is such a name when the embedder's vocabulary does not hold it whole (it splits into word
 pieces: a product, a system, a rare word), and nothing in the catalog carries it: no
 metric name part (or a distinctive prefix, "kube" for "kubernetes"), help word, label name or
-label value. A word within a typo of a known word ("latncy") is not a name.
+label value. A word within a typo of a known word ("latncy") is not a name, and nor is a word that
+stands beside no word of a metric name: a name qualifies what is measured ("rabbitmq queue
+depth", "postgres replication lag"), a rare verb does not ("extrapolate from the last hour").
 """
 
 from __future__ import annotations
@@ -13,7 +15,17 @@ import difflib
 import re
 from collections.abc import Callable
 
-from tools.metrics.discovery import SYNONYMS, Catalog
+from knowledge.lexical import tokenize
+from tools.metrics.discovery import SYNONYMS, Catalog, Family, catalog_name_terms, name_terms
+from tools.metrics.question_words import (
+    AGGREGATIONS,
+    FREE_WORDS,
+    GROUP_WORDS,
+    LEAST,
+    RATIO_WORDS,
+    SUPERLATIVES,
+    USED_WORDS,
+)
 
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9]*")
 _PARTS = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|[a-z]+")
@@ -24,6 +36,11 @@ TYPO_MIN_CHARS = 5
 TYPO_RATIO = 0.85
 PREFIX_MIN_CHARS = 4
 #: Shorthand of everyday words in chat ("reqs", "msgs/sec", "30 mins").
+#: Words of metric names shorter than this ("up") are not taken for what is asked.
+MIN_SUBJECT_CHARS = 3
+SHAPE_WORDS = {*AGGREGATIONS, *FREE_WORDS, *USED_WORDS, *RATIO_WORDS, *SUPERLATIVES, *LEAST}
+#: How many words either side of a name may hold the word of a metric name it qualifies.
+BESIDE = 2
 SHORTHAND = {"msg", "req", "sec", "min", "hr", "pct", "avg", "num", "approx", "info"}
 
 
@@ -82,9 +99,14 @@ def unknown_subjects(
     long_parts = [p for p in metric_parts if len(p) >= PREFIX_MIN_CHARS]
     # A distinctive name part ("kube", not an everyday word like "post") may start the word.
     distinctive = [p for p in long_parts if len(wordpieces(p)) > 1]
+    subjects = metric_parts | set(SYNONYMS)
+    seq = _WORD.findall(question)
     unknown: list[str] = []
-    for raw in _WORD.findall(question):
+    for i, raw in enumerate(seq):
         word = raw.lower()
+        beside = [w.lower() for w in seq[max(i - BESIDE, 0) : i] + seq[i + 1 : i + 1 + BESIDE]]
+        if not any({w, w.rstrip("s"), stem_of(w)} & subjects for w in beside):
+            continue  # a name qualifies what is measured ("rabbitmq queue", "redis memory")
         if len(word) < MIN_CHARS or any(ch.isdigit() for ch in word) or word in known:
             continue
         if common(word, known, wordpieces):
@@ -114,3 +136,42 @@ def spelled(question: str, catalog: Catalog, wordpieces: Callable[[str], list[st
         return close[0] if close else word
 
     return _WORD.sub(mend, question)
+
+
+def uncovered(question: str, catalog: Catalog, family: Family) -> list[str]:
+    """Words of the question that name what some metric here measures but ``family`` does
+    not carry (in its name, its help, or a word operators use for one of them): "gpu
+    memory" is not what ``gpu_utilization_ratio`` measures, "time to first token" not what
+    a request latency does. Words for where ("pod", "node", a label value such as "llm" of
+    ``llm-gateway`` or "post") and for how ("total", "free") are not counted."""
+    asked = set(tokenize(question)) & catalog_name_terms(catalog) - how_words(catalog)
+    asked = {w for w in asked if len(w) >= MIN_SUBJECT_CHARS}
+    carried = name_terms(family.name) | set(tokenize(family.help))
+    return sorted(w for w in asked if w not in carried and not synonyms_of(w) & carried)
+
+
+def how_words(catalog: Catalog) -> set[str]:
+    """Stemmed words that say where or how rather than what: labels' values and the words
+    of grouping, aggregation and shape (computed once per catalog)."""
+    cached = catalog.derived.get("how_words")
+    if cached is None:
+        words = " ".join([*catalog.labels, *GROUP_WORDS, *SHAPE_WORDS])
+        cached = catalog.derived["how_words"] = set(tokenize(words.replace("-", " ")))
+    return cached
+
+
+def synonyms_of(term: str) -> set[str]:
+    """Stemmed words operators use for a stemmed term."""
+    table = (
+        _STEMMED_SYNONYMS
+        or _STEMMED_SYNONYMS.update(
+            (key, set(tokenize(" ".join(values))))
+            for word, values in SYNONYMS.items()
+            for key in tokenize(word)
+        )
+        or _STEMMED_SYNONYMS
+    )
+    return table.get(term, set())
+
+
+_STEMMED_SYNONYMS: dict[str, set[str]] = {}

@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 from tools.metrics.discovery import Family
+from tools.metrics.durations import parse_duration
 from tools.metrics.question_values import STATUS_LABELS, Matcher
 from tools.metrics.question_words import Ask, ask_of
 
@@ -40,6 +41,15 @@ def selector(name: str, matchers: list[Matcher]) -> str:
 
 def rate_of(name: str, matchers: list[Matcher], window: str | None = None) -> str:
     return f"rate({selector(name, matchers)}[{window or RATE_WINDOW}])"
+
+
+def short_window(ask: Ask) -> str | None:
+    """The window a counter's rate is taken over: the one the question names when it is
+    short ("5xx per sec over the last 10 minutes": [10m]); a longer one ("over the last
+    hour") is the range of the answer's graph, each point a RATE_WINDOW rate."""
+    if ask.window and parse_duration(ask.window) <= parse_duration(RECENT_WINDOW):
+        return ask.window
+    return None
 
 
 def aggregate(op: str, inner: str, group: str | None, *extra: str) -> str:
@@ -65,13 +75,14 @@ def ratio_pair(name: str, names: set[str]) -> tuple[str, str] | None:
 
 
 def histogram_shape(ask: Ask, name: str, matchers: list[Matcher], group: str | None) -> str:
+    window = short_window(ask)
     if ask.quantile is None and ask.aggregation == "avg":
-        num = aggregate("sum", rate_of(name + "_sum", matchers), group)
-        den = aggregate("sum", rate_of(name + "_count", matchers), group)
+        num = aggregate("sum", rate_of(name + "_sum", matchers, window), group)
+        den = aggregate("sum", rate_of(name + "_count", matchers, window), group)
         return f"{num} / {den}"
     if ask.quantile is None and (ask.rate or ask.count) and not ask.latency:
-        return aggregate("sum", rate_of(name + "_count", matchers), group)
-    buckets = rate_of(name + "_bucket", matchers)
+        return aggregate("sum", rate_of(name + "_count", matchers, window), group)
+    buckets = rate_of(name + "_bucket", matchers, window)
     return f"histogram_quantile({ask.quantile or 0.99:g}, {aggregate('sum', buckets, group, 'le')})"
 
 
@@ -81,13 +92,15 @@ def counter_shape(
     status = [m for m in matchers if m.label in STATUS_LABELS]
     if status and (ask.ratio or (ask.error_rate and group is None)):
         rest = [m for m in matchers if m.label not in STATUS_LABELS]
-        num = aggregate("sum", rate_of(name, matchers), group)
-        den = aggregate("sum", rate_of(name, rest), group)
+        num = aggregate("sum", rate_of(name, matchers, short_window(ask)), group)
+        den = aggregate("sum", rate_of(name, rest, short_window(ask)), group)
         return f"{num} / {den}"
     if name.endswith(("_seconds_total", "_seconds")) and not ask.count:
-        return per_series(ask, rate_of(name, matchers), group)
+        return per_series(ask, rate_of(name, matchers, short_window(ask)), group)
     if ask.rate:
-        return aggregate(ask.aggregation or "sum", rate_of(name, matchers), group)
+        return aggregate(
+            ask.aggregation or "sum", rate_of(name, matchers, short_window(ask)), group
+        )
     if ask.count:
         if ask.ranged:
             increase = f"increase({selector(name, matchers)}[{rng}])"
@@ -96,11 +109,13 @@ def counter_shape(
             return aggregate("sum", increase, group)
         if ask.so_far:
             return aggregate("sum", selector(name, matchers), group)
-        return aggregate("sum", rate_of(name, matchers), group)
+        return aggregate("sum", rate_of(name, matchers, short_window(ask)), group)
     if ask.so_far:
         return aggregate("sum", selector(name, matchers), group)
     if not rare:
-        return aggregate(ask.aggregation or "sum", rate_of(name, matchers), group)
+        return aggregate(
+            ask.aggregation or "sum", rate_of(name, matchers, short_window(ask)), group
+        )
     window = rng if ask.ranged or not ask.which else RECENT_WINDOW
     events = per_series(ask, f"increase({selector(name, matchers)}[{window}])", group)
     return f"{events} > 0" if ask.which and not ask.top else events
