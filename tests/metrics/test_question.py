@@ -16,9 +16,10 @@ from tools.metrics.discovery import (
     name_terms,
     question_terms,
 )
+from tools.metrics.per_unit import denominator, events_name, per_term
 from tools.metrics.question import grouping, quantile_of, question_range, write_promql
 from tools.metrics.question_values import Matcher, merge_same_label, value_matchers
-from tools.metrics.question_words import ask_of, breakdown, top_n
+from tools.metrics.question_words import ask_of, breakdown, threshold_of, top_n
 from tools.metrics.shapes import grouped_part, ratio_pair
 
 HIST = Family("http_request_duration_seconds", "histogram")
@@ -336,3 +337,29 @@ def test_dashed_tails_and_abbreviations_name_what_the_catalog_holds() -> None:
     catalog = Catalog([REQUESTS, RESTARTS])
     assert abbreviated({"req", "s"}, catalog) == {"request"}
     assert abbreviated({"restart"}, catalog) == set()  # whole words stay as they are
+
+
+def test_a_latency_threshold_is_the_share_of_a_histogram_under_or_over_it() -> None:
+    assert threshold_of("what share of search requests finish in under 250ms?") == (0.25, False)
+    assert threshold_of("% of checkout requests slower than 2s") == (2.0, True)
+    assert threshold_of("requests over the last 10 minutes") is None
+    search = Matcher("job", "=", "search", "search")
+    under = write_promql("share of search requests in under 250ms", HIST, [search], None, "1h",
+                         NAMES, le="0.25")  # fmt: skip
+    assert under == (
+        'sum (rate(http_request_duration_seconds_bucket{job="search",le="0.25"}[5m])) / '
+        'sum (rate(http_request_duration_seconds_count{job="search"}[5m]))'
+    )
+    over = write_promql("percent of requests slower than 1s", HIST, [], None, "1h", NAMES, le="1.0")
+    assert over.startswith("100 * (1 - (sum (rate(http_request_duration_seconds_bucket{le=")
+
+
+def test_per_a_thing_another_metric_counts_is_a_ratio_of_rates() -> None:
+    tokens = Family("llm_tokens_generated_total", "counter", "Number of completion tokens.")
+    latency = Family("llm_request_latency_seconds", "histogram", "Latency of completion requests.")
+    catalog = Catalog([tokens, latency, HIST, REQUESTS])
+    question = "avg number of tokens generated per completion request"
+    assert per_term(question, catalog, tokens) == "request"
+    assert denominator(question, catalog, tokens, "request") == latency  # same namespace
+    assert events_name(latency, set()) == "llm_request_latency_seconds_count"
+    assert per_term("tokens per second per pod", catalog, tokens) is None

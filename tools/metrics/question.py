@@ -15,6 +15,7 @@ enough the answer says so and lists the closest metric names; it never guesses.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ from tools.metrics.discovery import (
     series_names,
 )
 from tools.metrics.durations import format_duration
+from tools.metrics.per_unit import denominator, events_name, per_term
 from tools.metrics.query import DEFAULT_RANGE, outcome_result, prometheus, run_range, window_for
 from tools.metrics.question_subject import spelled, uncovered, unknown_subjects
 from tools.metrics.question_values import (
@@ -50,11 +52,14 @@ from tools.metrics.question_words import (
     grouping,
     quantile_of,
     question_range,
+    threshold_of,
 )
 from tools.metrics.shapes import (
+    aggregate,
     counter_name,
     counts_events,
     grouped_part,
+    rate_of,
     selector,
     write_promql,
 )
@@ -157,12 +162,14 @@ def accepted(
     options = value_matchers(question, catalog.labels, set())
     evidence = label_evidence(options, catalog.families, lookup)
     quantile = quantile_of(question) is not None
+    threshold = threshold_of(question) is not None
     out: list[tuple[float, Candidate]] = []
     for candidate in ranked:
         if quantile and candidate.family.type not in ("histogram", "summary"):
             continue  # a percentile is of a distribution: a counter or gauge has none
         label = evidence.get(candidate.family.name, 0.0)
-        shape = SHAPE_BONUS if quantile and candidate.family.type in ("histogram", "summary") else 0
+        distribution = candidate.family.type in ("histogram", "summary")
+        shape = SHAPE_BONUS if (quantile or threshold) and distribution else 0
         score = candidate.score + LABEL_WEIGHT * label + shape
         grounded = candidate.name_hit > 0 or candidate.dense >= DENSE_ALONE or label >= SPECIFIC
         if grounded and score >= MIN_SCORE:
@@ -196,11 +203,39 @@ def reading_for(
     group = group_for(question, catalog, family, lookup) or merged_group
     name = counter_name(family, names)
     rare = counts_events(question, family, name) and is_rare(lookup, name, matchers, rng)
-    promql = write_promql(question, family, matchers, group, rng, names, rare=rare)
+    le = bucket_at(lookup, family, matchers, question)
+    promql = write_promql(question, family, matchers, group, rng, names, rare=rare, le=le)
+    per = per_term(question, catalog, family) if family.type == "counter" else None
+    over = denominator(question, catalog, family, per) if per else None
+    if over is not None:  # "tokens per request": the rates' ratio
+        over_matchers, _ = merge_same_label(choose_matchers(lookup, over, options)[0])
+        num = aggregate("sum", rate_of(name, matchers), group)
+        den = aggregate("sum", rate_of(events_name(over, names), over_matchers), group)
+        return Reading(family, f"{num} / {den}", rng, matchers, group, unmatched)
     asked = breakdown(question, set(family_labels(catalog)))
     if group and aggregation(question) is None and asked and asked[0] not in SUM_WORDS:
         promql = ungrouped(lookup, promql, group)
     return Reading(family, promql, rng, matchers, group, unmatched)
+
+
+def bucket_at(lookup: Lookup, family: Family, matchers: list[Matcher], question: str) -> str | None:
+    """The ``le`` of the histogram's bucket at the latency threshold the question names
+    ("under 250ms": the 0.25 bucket), when it has one."""
+    threshold = threshold_of(question)
+    if family.type != "histogram" or threshold is None:
+        return None
+    bucket = selector(f"{family.name}_bucket", matchers)
+    for value in lookup.client.label_values("le", {"match[]": bucket}):
+        with contextlib.suppress(ValueError):
+            if math.isclose(float(value), threshold[0]):
+                return str(value)
+    return None
+
+
+def covers(question: str, catalog: Catalog, family: Family) -> bool:
+    """Whether ``family`` carries every word of what the question measures, but for the
+    thing it is counted per ("tokens per request")."""
+    return set(uncovered(question, catalog, family)) <= {per_term(question, catalog, family)}
 
 
 def family_labels(catalog: Catalog) -> set[str]:
@@ -277,7 +312,7 @@ def read_question(
         lookup = Lookup(client)
         good = [
             c for c in accepted(question, catalog, ranked, lookup)[:TRY_CANDIDATES]
-            if not uncovered(question, catalog, c.family)
+            if covers(question, catalog, c.family)
         ]  # fmt: skip
         if not good:
             return None, closest, catalog

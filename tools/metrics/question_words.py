@@ -79,6 +79,26 @@ _AHEAD = re.compile(
 )
 
 
+#: A latency threshold: "in under 250ms", "slower than 2s".
+_THRESHOLD = re.compile(
+    r"\b(under|below|less than|faster than|within|above|over|more than|slower than|longer than)"
+    r"\s+(\d+(?:\.\d+)?)\s*(ms|msecs?|milliseconds?|s|secs?|seconds?)\b",
+    re.I,
+)
+_ABOVE = {"above", "over", "more than", "slower than", "longer than"}
+
+
+def threshold_of(question: str) -> tuple[float, bool] | None:
+    """(seconds, whether above) of a latency threshold the question names: "finish in
+    under 250ms" → (0.25, False), "slower than 2s" → (2.0, True)."""
+    match = _THRESHOLD.search(question)
+    if not match:
+        return None
+    value = float(match.group(2))
+    seconds = value / 1000 if match.group(3).lower().startswith("m") else value
+    return seconds, " ".join(match.group(1).lower().split()) in _ABOVE
+
+
 def question_range(question: str) -> str | None:
     match = _RANGE.search(question)
     if not match:
@@ -216,10 +236,13 @@ class Ask:
     speed: bool = False  # how fast a value moves ("how fast is lag growing")
     ahead: int | None = None  # seconds ahead of now ("an hour from now")
     bottom: int | None = None  # N of "bottom N", 1 for "which ... the least"
+    threshold: float | None = None  # seconds of "in under 250ms", "slower than 2s"
+    above: bool = False  # the share above the threshold, not under it
 
 
 def ask_of(question: str) -> Ask:
     seq = set(words(question))
+    threshold = threshold_of(question)
     return Ask(
         quantile=quantile_of(question),
         aggregation=aggregation(question),
@@ -238,10 +261,14 @@ def ask_of(question: str) -> Ask:
         used=bool(seq & USED_WORDS),
         low=bool(_LOW.search(question)),
         how_full=bool(_HOW_FULL.search(question)),
-        latency=bool(seq & LATENCY_WORDS) or quantile_of(question) is not None,
+        latency=bool(seq & LATENCY_WORDS)
+        or quantile_of(question) is not None
+        or threshold is not None,
         window=window_of(question),
         change=bool(_CHANGE.search(question)),
         speed=bool(_SPEED.search(question)),
         ahead=ahead_of(question),
         bottom=bottom_n(question),
+        threshold=threshold[0] if threshold else None,
+        above=bool(threshold and threshold[1]),
     )

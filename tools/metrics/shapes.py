@@ -74,8 +74,16 @@ def ratio_pair(name: str, names: set[str]) -> tuple[str, str] | None:
     return None
 
 
-def histogram_shape(ask: Ask, name: str, matchers: list[Matcher], group: str | None) -> str:
+def histogram_shape(
+    ask: Ask, name: str, matchers: list[Matcher], group: str | None, le: str | None = None
+) -> str:
     window = short_window(ask)
+    if ask.threshold is not None and le is not None:  # the share under (or over) it
+        under = aggregate("sum", rate_of(f"{name}_bucket", [*matchers, Matcher("le", "=", le,
+                          "")], window), group)  # fmt: skip
+        share = f"{under} / {aggregate('sum', rate_of(name + '_count', matchers, window), group)}"
+        share = f"1 - ({share})" if ask.above else share
+        return f"100 * ({share})" if ask.percent else share
     if ask.quantile is None and ask.aggregation == "avg":
         num = aggregate("sum", rate_of(name + "_sum", matchers, window), group)
         den = aggregate("sum", rate_of(name + "_count", matchers, window), group)
@@ -178,13 +186,14 @@ def gauge_shape(
 
 def write_promql(
     question: str, family: Family, matchers: list[Matcher], group: str | None, rng: str,
-    names: set[str], *, rare: bool = False,
+    names: set[str], *, rare: bool = False, le: str | None = None,
 ) -> str:  # fmt: skip
     """The PromQL for ``question`` about ``family`` (``names``: the metric names there are;
-    ``rare``: the counter's events are few, so they are counted rather than rated)."""
+    ``rare``: the counter's events are few, so they are counted rather than rated; ``le``:
+    the histogram's bucket at the latency threshold the question names)."""
     ask = ask_of(question)
     if family.type == "histogram":
-        promql = histogram_shape(ask, family.name, matchers, group)
+        promql = histogram_shape(ask, family.name, matchers, group, le)
     elif family.type == "counter":
         promql = counter_shape(ask, counter_name(family, names), matchers, group, rng, rare)
     else:
