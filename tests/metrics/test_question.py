@@ -21,6 +21,7 @@ from tools.metrics.question import grouping, quantile_of, question_range, write_
 from tools.metrics.question_values import Matcher, merge_same_label, value_matchers
 from tools.metrics.question_words import ask_of, breakdown, threshold_of, top_n
 from tools.metrics.shapes import grouped_part, ratio_pair
+from tools.metrics.units import asked_unit
 
 HIST = Family("http_request_duration_seconds", "histogram")
 REQUESTS = Family("http_requests_total", "counter")
@@ -363,3 +364,37 @@ def test_per_a_thing_another_metric_counts_is_a_ratio_of_rates() -> None:
     assert denominator(question, catalog, tokens, "request") == latency  # same namespace
     assert events_name(latency, set()) == "llm_request_latency_seconds_count"
     assert per_term("tokens per second per pod", catalog, tokens) is None
+
+
+def test_answers_in_the_unit_asked_for() -> None:
+    mem = Family("process_resident_memory_bytes", "gauge")
+    assert write("how much mem are the checkout instances using? in MiB", mem, [JOB]) == (
+        'process_resident_memory_bytes{job="checkout"} / 1.04858e+06'
+    )
+    assert write("avg request duration for checkout over the last 30 min, in ms", HIST, [JOB]) == (
+        '1000 * (sum (rate(http_request_duration_seconds_sum{job="checkout"}[30m])) / '
+        'sum (rate(http_request_duration_seconds_count{job="checkout"}[30m])))'
+    )  # an average over a named window is taken over it
+    assert asked_unit("p99 in seconds") == ("seconds", 1.0)
+    assert asked_unit("used disk in GiB") == ("bytes", 2**30)
+    assert asked_unit("checkout p99") is None
+
+
+def test_bounds_on_shares_peaks_per_series_and_percent_of_errors() -> None:
+    avail, size = "node_filesystem_avail_bytes", "node_filesystem_size_bytes"
+    assert write("any filesystems with less than 10% free space?", AVAIL, []) == (
+        f"{avail} / {size} < 0.1"
+    )
+    assert write("mounts over 90% used", AVAIL, []) == f"1 - {avail} / {size} > 0.9"
+    queue = Family("llm_queue_requests", "gauge")
+    assert write("peak llm queue depth per instance in the past hour", queue, [], "instance") == (
+        "max by (instance) (max_over_time(llm_queue_requests[1h]))"
+    )
+    gpu = Family("gpu_utilization_ratio", "gauge")
+    assert write("average gpu busy across both gateways over the last 30m", gpu, []) == (
+        "avg (avg_over_time(gpu_utilization_ratio[30m]))"
+    )
+    assert write("what % of checkout reqs are 5xx", REQUESTS, [JOB, FIVE_XX]) == (
+        '100 * sum (rate(http_requests_total{job="checkout",code=~"5.."}[5m])) / '
+        'sum (rate(http_requests_total{job="checkout"}[5m]))'
+    )

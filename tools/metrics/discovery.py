@@ -30,6 +30,9 @@ if TYPE_CHECKING:
 CATALOG_TTL_S = 300.0
 #: A word this long or longer that starts a word of a metric name stands for it ("req").
 ABBREVIATION_MIN = 3
+#: A word this short stands for longer name words even when a name has it whole ("mem":
+#: MemTotal, and memory).
+SHORT_MAX = 3
 #: Labels never matched against words of a question.
 SKIP_LABELS = {"__name__", "le", "quantile"}
 #: A label with more values than this is not scanned for names (ids, timestamps...).
@@ -229,9 +232,13 @@ def catalog_name_terms(catalog: Catalog) -> set[str]:
 
 def abbreviated(terms: set[str], catalog: Catalog) -> set[str]:
     """Words of metric names that a shortened word of the question starts ("req" →
-    request, "tok" → token), for words the names do not carry whole."""
+    request, "tok" → token), for words the names do not carry whole or that are very short
+    ("mem" → memory)."""
     known = catalog_name_terms(catalog)
-    short = [t for t in terms - known if len(t) >= ABBREVIATION_MIN and t.isalpha()]
+    short = [
+        t for t in terms
+        if t.isalpha() and len(t) >= ABBREVIATION_MIN and (t not in known or len(t) <= SHORT_MAX)
+    ]  # fmt: skip
     return {word for word in known for t in short if word.startswith(t) and word != t}
 
 

@@ -35,7 +35,8 @@ def per_term(question: str, catalog: Catalog, family: Family) -> str | None:
 def denominator(question: str, catalog: Catalog, family: Family, term: str) -> Family | None:
     """The counter or histogram that counts the events ``term`` names: one of the same
     namespace (the first word of its name: ``llm_`` for ``llm_tokens_generated_total``)
-    first, then the one whose name and help share most words with the question."""
+    first, then a counter of them (``http_requests_total`` over a latency histogram's
+    count), then the one whose name and help share most words with the question."""
     asked = set(tokenize(question))
     options = [
         f for f in catalog.families
@@ -46,9 +47,9 @@ def denominator(question: str, catalog: Catalog, family: Family, term: str) -> F
         return None
     namespace = family.name.split("_", 1)[0]
 
-    def fit(f: Family) -> tuple[bool, int]:
+    def fit(f: Family) -> tuple[bool, bool, int]:
         shared = asked & (name_terms(f.name) | set(tokenize(f.help)))
-        return f.name.split("_", 1)[0] == namespace, len(shared)
+        return f.name.split("_", 1)[0] == namespace, f.type == "counter", len(shared)
 
     return max(options, key=fit)
 

@@ -48,6 +48,7 @@ from tools.metrics.question_values import (
 )
 from tools.metrics.question_words import (
     aggregation,
+    ask_of,
     breakdown,
     grouping,
     quantile_of,
@@ -61,6 +62,7 @@ from tools.metrics.shapes import (
     grouped_part,
     rate_of,
     selector,
+    short_window,
     write_promql,
 )
 
@@ -209,11 +211,18 @@ def reading_for(
     over = denominator(question, catalog, family, per) if per else None
     if over is not None:  # "tokens per request": the rates' ratio
         over_matchers, _ = merge_same_label(choose_matchers(lookup, over, options)[0])
-        num = aggregate("sum", rate_of(name, matchers), group)
-        den = aggregate("sum", rate_of(events_name(over, names), over_matchers), group)
+        window = short_window(ask_of(question))
+        num = aggregate("sum", rate_of(name, matchers, window), group)
+        den = aggregate("sum", rate_of(events_name(over, names), over_matchers, window), group)
         return Reading(family, f"{num} / {den}", rng, matchers, group, unmatched)
     asked = breakdown(question, set(family_labels(catalog)))
-    if group and aggregation(question) is None and asked and asked[0] not in SUM_WORDS:
+    over_time = "_over_time(" in promql  # "peak on each instance": the aggregation is in time
+    if (
+        group
+        and (aggregation(question) is None or over_time)
+        and asked
+        and asked[0] not in SUM_WORDS
+    ):
         promql = ungrouped(lookup, promql, group)
     return Reading(family, promql, rng, matchers, group, unmatched)
 

@@ -28,6 +28,8 @@ from tools.metrics.question_words import (
 )
 
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9]*")
+#: A word of letters alone, not part of an identifier (``checkout-7d9f8c6b5-x2k4p``).
+_PLAIN_WORD = re.compile(r"(?<![\w\-./:])[A-Za-z]+(?![\w\-./:])")
 _PARTS = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|[a-z]+")
 #: Shorter words are not checked (shorthand such as rps, ns, mem, tok).
 MIN_CHARS = 4
@@ -135,7 +137,7 @@ def spelled(question: str, catalog: Catalog, wordpieces: Callable[[str], list[st
         close = difflib.get_close_matches(low, known, n=1, cutoff=TYPO_RATIO)
         return close[0] if close else word
 
-    return _WORD.sub(mend, question)
+    return _PLAIN_WORD.sub(mend, question)
 
 
 def uncovered(question: str, catalog: Catalog, family: Family) -> list[str]:
@@ -147,7 +149,11 @@ def uncovered(question: str, catalog: Catalog, family: Family) -> list[str]:
     asked = set(tokenize(question)) & catalog_name_terms(catalog) - how_words(catalog)
     asked = {w for w in asked if len(w) >= MIN_SUBJECT_CHARS}
     carried = name_terms(family.name) | set(tokenize(family.help))
-    return sorted(w for w in asked if w not in carried and not synonyms_of(w) & carried)
+    return sorted(
+        w for w in asked
+        if w not in carried and not synonyms_of(w) & carried
+        and not any(c.startswith(w) for c in carried)  # "mem" for memory
+    )  # fmt: skip
 
 
 def how_words(catalog: Catalog) -> set[str]:

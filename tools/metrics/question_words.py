@@ -99,6 +99,22 @@ def threshold_of(question: str) -> tuple[float, bool] | None:
     return seconds, " ".join(match.group(1).lower().split()) in _ABOVE
 
 
+#: A share as a bound: "less than 10% free", "over 90% used".
+_SHARE_BOUND = re.compile(
+    r"\b(less than|fewer than|below|under|more than|over|above)\s+(\d+(?:\.\d+)?)\s*(?:%|percent)",
+    re.I,
+)
+
+
+def share_bound(question: str) -> tuple[float, bool] | None:
+    """(share, whether above) of a bound on a share: "less than 10% free" → (0.1, False)."""
+    match = _SHARE_BOUND.search(question)
+    if not match:
+        return None
+    above = match.group(1).lower() in ("more than", "over", "above")
+    return float(match.group(2)) / 100, above
+
+
 def question_range(question: str) -> str | None:
     match = _RANGE.search(question)
     if not match:
@@ -144,6 +160,7 @@ def breakdown(
     """(the word that asks for it, the label) of the question's grouping: ("per", "pod")
     asks for a sum per pod; ("which", "pod") or ("each", "instance") for the series."""
     seq = words(question)
+    found: list[tuple[str, str]] = []
     for i, word in enumerate(seq):
         if word not in GROUP_PREFIXES:
             continue
@@ -153,8 +170,10 @@ def breakdown(
             one = _singular(after)
             label = GROUP_WORDS.get(one) or (one if one in labels and offset == 0 else None)
             if label:
-                return word, label
-    return None
+                found.append((word, label))
+                break
+    # "which pods restarted, how many each? by pod": the sum asked for wins
+    return next((f for f in found if f[0] in ("per", "by")), found[0] if found else None)
 
 
 def aggregation(question: str) -> str | None:
@@ -236,6 +255,9 @@ class Ask:
     speed: bool = False  # how fast a value moves ("how fast is lag growing")
     ahead: int | None = None  # seconds ahead of now ("an hour from now")
     bottom: int | None = None  # N of "bottom N", 1 for "which ... the least"
+    summed: bool = False  # a sum per label value is asked ("by pod", "per node")
+    across: bool = False  # one figure across the series ("across both gateways")
+    bound: tuple[float, bool] | None = None  # a bound on a share: "less than 10% free"
     threshold: float | None = None  # seconds of "in under 250ms", "slower than 2s"
     above: bool = False  # the share above the threshold, not under it
 
@@ -269,6 +291,9 @@ def ask_of(question: str) -> Ask:
         speed=bool(_SPEED.search(question)),
         ahead=ahead_of(question),
         bottom=bottom_n(question),
+        summed=(breakdown(question) or ("", ""))[0] in ("per", "by"),
+        across=bool(seq & {"across", "both"}),
+        bound=share_bound(question),
         threshold=threshold[0] if threshold else None,
         above=bool(threshold and threshold[1]),
     )

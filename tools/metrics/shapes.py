@@ -21,6 +21,7 @@ from tools.metrics.discovery import Family
 from tools.metrics.durations import parse_duration
 from tools.metrics.question_values import STATUS_LABELS, Matcher
 from tools.metrics.question_words import Ask, ask_of
+from tools.metrics.units import in_unit
 
 RATE_WINDOW = "5m"
 #: The window of "which pod is crash looping" (now, with no range named).
@@ -45,11 +46,12 @@ def rate_of(name: str, matchers: list[Matcher], window: str | None = None) -> st
 
 def short_window(ask: Ask) -> str | None:
     """The window a counter's rate is taken over: the one the question names when it is
-    short ("5xx per sec over the last 10 minutes": [10m]); a longer one ("over the last
-    hour") is the range of the answer's graph, each point a RATE_WINDOW rate."""
+    short ("5xx per sec over the last 10 minutes": [10m]) or one an average is taken over
+    ("avg latency over the last 30 min"); else a longer one ("over the last hour") is the
+    range of the answer's graph, each point a RATE_WINDOW rate."""
     if ask.window and parse_duration(ask.window) <= parse_duration(RECENT_WINDOW):
         return ask.window
-    return None
+    return ask.window if ask.aggregation == "avg" else None  # an average over the window
 
 
 def aggregate(op: str, inner: str, group: str | None, *extra: str) -> str:
@@ -102,7 +104,7 @@ def counter_shape(
         rest = [m for m in matchers if m.label not in STATUS_LABELS]
         num = aggregate("sum", rate_of(name, matchers, short_window(ask)), group)
         den = aggregate("sum", rate_of(name, rest, short_window(ask)), group)
-        return f"{num} / {den}"
+        return f"100 * {num} / {den}" if ask.percent else f"{num} / {den}"
     if name.endswith(("_seconds_total", "_seconds")) and not ask.count:
         return per_series(ask, rate_of(name, matchers, short_window(ask)), group)
     if ask.rate:
@@ -140,7 +142,7 @@ def counts_events(question: str, family: Family, name: str) -> bool:
 def per_series(ask: Ask, inner: str, group: str | None) -> str:
     """Each series as is ("which pods ..."), or aggregated when the question asks for an
     aggregation or a breakdown ("per partition", "by instance", a top N)."""
-    if ask.aggregation or (group and (ask.top or not ask.which)):
+    if ask.aggregation or (group and (ask.top or not ask.which or ask.summed)):
         return aggregate(ask.aggregation or "sum", inner, group)
     return inner
 
@@ -148,6 +150,10 @@ def per_series(ask: Ask, inner: str, group: str | None) -> str:
 def ratio_shape(ask: Ask, pair: tuple[str, str], matchers: list[Matcher]) -> str | None:
     avail, whole = (selector(n, matchers) for n in pair)
     share = f"{avail} / {whole}"
+    if ask.bound is not None:  # "less than 10% free", "more than 90% used"
+        limit, above = ask.bound
+        of = share if ask.free and not ask.used else f"1 - {share}"
+        return f"{of} {'>' if above else '<'} {limit:g}"
     if ask.low:
         return f"{share} < {LOW_SHARE:g}"
     if ask.used and not (ask.percent or ask.ratio or ask.how_full):  # an amount in use
@@ -177,11 +183,27 @@ def gauge_shape(
         return moved
     if ask.change and ask.window:  # how much it moved over the window
         return per_series(ask, f"delta({plain}[{ask.window}])", group)
-    if ask.aggregation in ("avg", "max", "min") and ask.window and not group:
-        return f"{ask.aggregation}_over_time({plain}[{ask.window}])"
+    if ask.aggregation in ("avg", "max", "min") and ask.window:  # "peak ... in the past hour"
+        over = f"{ask.aggregation}_over_time({plain}[{ask.window}])"
+        if group or ask.across:  # and then per instance, or across them all
+            return aggregate(ask.aggregation, over, group)
+        return over
     if ask.count and not ask.aggregation:
         return aggregate("sum", plain, group)
     return per_series(ask, plain, group)
+
+
+def unit_of(family: Family, promql: str) -> str | None:
+    """The unit of the values of ``promql`` about ``family``: a histogram of seconds'
+    quantile or mean is in seconds; a gauge of bytes, not made a share, in bytes."""
+    if family.type == "histogram" and family.name.endswith("_seconds"):
+        quantile = promql.startswith("histogram_quantile(")
+        mean = "_sum[" in promql or "_sum{" in promql
+        return "seconds" if quantile or mean else None
+    if family.type == "gauge" and family.name.endswith("_bytes"):
+        share = " / " in promql or " < " in promql
+        return None if share else "bytes"
+    return None
 
 
 def write_promql(
@@ -198,6 +220,7 @@ def write_promql(
         promql = counter_shape(ask, counter_name(family, names), matchers, group, rng, rare)
     else:
         promql = gauge_shape(ask, family, matchers, group, names)
+    promql = in_unit(promql, unit_of(family, promql), question)
     if ask.top and not promql.endswith("> 0") and " < " not in promql:
         return f"topk({ask.top}, {promql})"
     if ask.bottom and not ask.top and not promql.endswith("> 0") and " < " not in promql:
@@ -206,13 +229,15 @@ def write_promql(
 
 
 def grouped_part(promql: str, group: str) -> tuple[str, str, str] | None:
-    """(before, inner, after) when ``promql`` is ``sum by (group) (inner)``, alone or as the
+    """(before, inner, after) when ``promql`` is ``sum by (group) (inner)`` (or avg, max,
+    min), alone or as the
     argument of ``topk``/``bottomk`` or before a comparison; None for anything else (a
     ratio of two aggregations, a quantile)."""
-    head = f"sum by ({group}) ("
-    start = promql.find(head)
-    if start < 0 or promql.count(head) != 1:
+    heads = [f"{op} by ({group}) (" for op in ("sum", "avg", "max", "min")]
+    head = next((h for h in heads if promql.count(h) == 1), None)
+    if head is None or sum(promql.count(h) for h in heads) != 1:
         return None
+    start = promql.find(head)
     before = promql[:start]
     if before and not (before.startswith(("topk(", "bottomk(")) and before.endswith(", ")):
         return None
