@@ -398,3 +398,20 @@ def test_bounds_on_shares_peaks_per_series_and_percent_of_errors() -> None:
         '100 * sum (rate(http_requests_total{job="checkout",code=~"5.."}[5m])) / '
         'sum (rate(http_requests_total{job="checkout"}[5m]))'
     )
+
+
+def test_comparisons_with_the_past_and_which_n() -> None:
+    five = Matcher("code", "=~", "5..", "5xx")
+    assert write(
+        "how many times higher is checkout's 5xx rate than an hour ago?", REQUESTS, [JOB, five]
+    ) == (  # fmt: skip
+        '(sum (rate(http_requests_total{job="checkout",code=~"5.."}[5m]))) / '
+        '(sum (rate(http_requests_total{job="checkout",code=~"5.."}[5m] offset 1h)))'
+    )
+    mem = Family("process_resident_memory_bytes", "gauge")
+    assert write("checkout memory vs 30m ago", mem, [JOB]) == (
+        '(process_resident_memory_bytes{job="checkout"}) - '
+        '(process_resident_memory_bytes{job="checkout"} offset 30m)'
+    )
+    assert top_n("which 2 partitions are furthest behind?") == 2
+    assert top_n("which partition is furthest behind?") == 1

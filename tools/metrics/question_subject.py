@@ -145,15 +145,25 @@ def uncovered(question: str, catalog: Catalog, family: Family) -> list[str]:
     not carry (in its name, its help, or a word operators use for one of them): "gpu
     memory" is not what ``gpu_utilization_ratio`` measures, "time to first token" not what
     a request latency does. Words for where ("pod", "node", a label value such as "llm" of
-    ``llm-gateway`` or "post") and for how ("total", "free") are not counted."""
+    ``llm-gateway`` or "post") and for how ("total", "free") are not counted, but for a
+    namespace said of a measured thing ("node cpu")."""
     asked = set(tokenize(question)) & catalog_name_terms(catalog) - how_words(catalog)
-    asked = {w for w in asked if len(w) >= MIN_SUBJECT_CHARS}
+    asked = {w for w in asked if len(w) >= MIN_SUBJECT_CHARS} | namespaces_named(question, catalog)
     carried = name_terms(family.name) | set(tokenize(family.help))
     return sorted(
         w for w in asked
         if w not in carried and not synonyms_of(w) & carried
         and not any(c.startswith(w) for c in carried)  # "mem" for memory
     )  # fmt: skip
+
+
+def namespaces_named(question: str, catalog: Catalog) -> set[str]:
+    """A word for where that is also a metric namespace, said of a measured thing ("node cpu":
+    the node's CPU, not a process's), stemmed."""
+    spaces = {f.name.split("_", 1)[0].lower() for f in catalog.families}
+    names = catalog_name_terms(catalog)
+    seq = tokenize(question)
+    return {w for w, after in zip(seq, seq[1:], strict=False) if w in spaces and after in names}
 
 
 def how_words(catalog: Catalog) -> set[str]:

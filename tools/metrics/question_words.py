@@ -40,6 +40,7 @@ AGGREGATIONS = {
 }  # fmt: skip
 SUPERLATIVES = {
     "most", "highest", "biggest", "largest", "worst", "heaviest", "busiest", "slowest",
+    "furthest", "farthest", "longest", "greatest", "hottest",
 }  # fmt: skip
 ERROR_WORDS = {"error", "errors", "failing", "failed", "failures", "failure", "5xx"}
 RATIO_WORDS = {"ratio", "percentage", "percent", "share", "fraction", "proportion", "%"}
@@ -58,6 +59,8 @@ _SO_FAR = re.compile(r"\bhow many times\b|\bso far\b|\bever\b|\bsince (?:start|b
 _LOW = re.compile(r"\b(?:low on|running out|run out|almost full|nearly full)\b", re.I)
 _HOW_FULL = re.compile(r"\bhow full\b", re.I)
 _TOP_N = re.compile(r"\btop\s+(\d+)\b", re.I)
+#: "which 2 partitions are furthest behind": a top N when a superlative follows.
+_WHICH_N = re.compile(r"\b(?:which|what)\s+(\d+|two|three|four|five)\b", re.I)
 _BOTTOM_N = re.compile(r"\bbottom\s+(\d+)\b", re.I)
 LEAST = {"least", "smallest", "fewest", "lowest", "emptiest"}
 #: A question about a picture over time: its window is the graph's range, not the
@@ -113,6 +116,38 @@ def share_bound(question: str) -> tuple[float, bool] | None:
         return None
     above = match.group(1).lower() in ("more than", "over", "above")
     return float(match.group(2)) / 100, above
+
+
+#: A comparison with the past: "compared to an hour ago", "vs 30m ago", "than yesterday".
+_AGO = re.compile(
+    r"\b(?:(\d+|an?|one|two|three|six|twelve|24)\s*(hours?|h|hrs?|minutes?|mins?|m|days?|d|weeks?|w)"
+    r"\s+ago|(yesterday)|(last week))\b",
+    re.I,
+)
+_SECONDS = {"h": 3600, "m": 60, "d": 86400, "w": 604800}
+_TIMES = re.compile(
+    r"\btimes (?:higher|more|lower|less|bigger|larger|greater)\b|\bratio\b|\bx\b", re.I
+)
+
+
+def ago_of(question: str) -> tuple[str, bool] | None:
+    """(offset, whether a ratio) of a comparison with the past the question asks: "how many
+    times higher than an hour ago" → ("1h", True); "vs 30m ago" → ("30m", False), a
+    difference."""
+    match = _AGO.search(question)
+    if not match:
+        return None
+    if match.group(3):
+        offset = "1d"
+    elif match.group(4):
+        offset = "7d"
+    else:
+        raw = match.group(1).lower()
+        count = int(raw) if raw.isdigit() else _NUMBER_WORDS.get(raw, 1)
+        unit = match.group(2).lower()[0]
+        hours = unit in "hdw"
+        offset = f"{count * _SECONDS[unit] // (3600 if hours else 60)}{'h' if hours else 'm'}"
+    return offset, bool(_TIMES.search(question))
 
 
 def question_range(question: str) -> str | None:
@@ -193,7 +228,9 @@ def top_n(question: str) -> int | None:
         return int(match.group(1))
     seq = set(words(question))
     if seq & SUPERLATIVES and seq & {"which", "what", "who"}:
-        return 1
+        which = _WHICH_N.search(question)
+        raw = which.group(1).lower() if which else "1"
+        return int(raw) if raw.isdigit() else _NUMBER_WORDS[raw]
     return None
 
 
@@ -270,7 +307,10 @@ def ask_of(question: str) -> Ask:
         aggregation=aggregation(question),
         top=top_n(question),
         rate=bool(_RATE.search(question)),
-        error_rate="rate" in seq and bool(seq & ERROR_WORDS) and not _PER_SECOND.search(question),
+        # "error rate" is a share; "5xx rate" (a status class) is per second
+        error_rate="rate" in seq
+        and bool(seq & (ERROR_WORDS - {"5xx"}))
+        and not _PER_SECOND.search(question),
         count=bool(_COUNT.search(question)),
         so_far=bool(_SO_FAR.search(question))
         or ("total" in seq and question_range(question) is None),  # "total restarts"

@@ -17,10 +17,12 @@
 
 from __future__ import annotations
 
-from tools.metrics.discovery import Family
+import re
+
+from tools.metrics.discovery import Family, series_names
 from tools.metrics.durations import parse_duration
 from tools.metrics.question_values import STATUS_LABELS, Matcher
-from tools.metrics.question_words import Ask, ask_of
+from tools.metrics.question_words import Ask, ago_of, ask_of
 from tools.metrics.units import in_unit
 
 RATE_WINDOW = "5m"
@@ -193,6 +195,15 @@ def gauge_shape(
     return per_series(ask, plain, group)
 
 
+def with_offset(promql: str, offset: str, family: Family) -> str:
+    """``promql`` as it was ``offset`` ago: each range selector (or, with none, each selector
+    of the family's series) shifted back."""
+    if "[" in promql:
+        return re.sub(r"\[([^\]]+)\]", rf"[\1] offset {offset}", promql)
+    names = "|".join(sorted((re.escape(n) for n in series_names(family)), key=len, reverse=True))
+    return re.sub(rf"\b({names})(\{{[^}}]*\}})?", rf"\1\2 offset {offset}", promql)
+
+
 def unit_of(family: Family, promql: str) -> str | None:
     """The unit of the values of ``promql`` about ``family``: a histogram of seconds'
     quantile or mean is in seconds; a gauge of bytes, not made a share, in bytes."""
@@ -220,6 +231,10 @@ def write_promql(
         promql = counter_shape(ask, counter_name(family, names), matchers, group, rng, rare)
     else:
         promql = gauge_shape(ask, family, matchers, group, names)
+    if ago := ago_of(question):  # "how many times higher than an hour ago"
+        offset, times = ago
+        past = with_offset(promql, offset, family)
+        promql = f"({promql}) / ({past})" if times else f"({promql}) - ({past})"
     promql = in_unit(promql, unit_of(family, promql), question)
     if ask.top and not promql.endswith("> 0") and " < " not in promql:
         return f"topk({ask.top}, {promql})"
