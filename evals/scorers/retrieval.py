@@ -9,7 +9,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from evals.cases import CaseBase
+from evals.cases import CaseBase, load_cases
 from evals.scorers import Scored
 from evals.suite import Split, Suite
 from knowledge.alerts import alert_query
@@ -54,10 +54,19 @@ class RetrievalScorer:
         self.ctx = ToolContext(index_dir=work / "index", embedding_model=DEFAULT_EMBEDDING_MODEL)
 
     def cases(self) -> list[RetrievalCase]:
-        files = self.suite.case_files(self.split_name)
-        if len(files) == 1 and files[0].suffix == ".json":
-            return alert_cases(files[0])
-        return self.suite.load(self.split_name, RetrievalCase)
+        return split_cases(self.suite, self.split_name)
+
+
+def split_cases(suite: Suite, split: Split) -> list[RetrievalCase]:
+    """A split's cases: alert rules from a ``.json`` file, case files otherwise."""
+    files = suite.case_files(split)
+    if not any(f.suffix == ".json" for f in files):
+        return suite.load(split, RetrievalCase)
+    key = suite.split(split).key
+    out: list[RetrievalCase] = []
+    for path in files:
+        out += alert_cases(path) if path.suffix == ".json" else load_cases(path, RetrievalCase, key)
+    return out
 
     def score(self, case: RetrievalCase) -> Scored:
         hits = search_runbooks(self.ctx, case.query, K)
