@@ -19,7 +19,7 @@ from tools.metrics.discovery import (
 from tools.metrics.per_unit import denominator, events_name, per_term
 from tools.metrics.question import grouping, quantile_of, question_range, write_promql
 from tools.metrics.question_values import Matcher, merge_same_label, value_matchers
-from tools.metrics.question_words import ask_of, breakdown, threshold_of, top_n
+from tools.metrics.question_words import ago_of, ask_of, breakdown, threshold_of, top_n
 from tools.metrics.shapes import grouped_part, ratio_pair
 from tools.metrics.units import asked_unit
 
@@ -415,3 +415,23 @@ def test_comparisons_with_the_past_and_which_n() -> None:
     )
     assert top_n("which 2 partitions are furthest behind?") == 2
     assert top_n("which partition is furthest behind?") == 1
+
+
+def test_since_a_time_ago_is_a_range_and_a_ratio_gauge_can_be_a_percentage() -> None:
+    assert question_range("how many 500s did checkout-1 throw since 10 minutes ago") == "10m"
+    assert ago_of("how many 500s since 10 minutes ago") is None
+    gpu = Family("gpu_utilization_ratio", "gauge")
+    one = Matcher("instance", "=", "gw-1:8000", "gw-1")
+    assert write("avg GPU util on gw-1 over the last 15m, as a %", gpu, [one]) == (
+        '100 * (avg_over_time(gpu_utilization_ratio{instance="gw-1:8000"}[15m]))'
+    )
+    five = Matcher("code", "=~", "5..", "5xx")
+    assert write(
+        "what percentage of checkout requests failed with a 5xx over the past 2h?",
+        REQUESTS,
+        [JOB, five],
+        rng="2h",
+    ) == (  # fmt: skip
+        '100 * sum (rate(http_requests_total{job="checkout",code=~"5.."}[2h])) / '
+        'sum (rate(http_requests_total{job="checkout"}[2h]))'
+    )  # a share over a named window is one figure for all of it

@@ -81,6 +81,12 @@ LABEL_WEIGHT = 0.3
 SHAPE_BONUS = 0.15
 #: Candidates tried, best first, for one whose series carry the labels the question names.
 TRY_CANDIDATES = 5
+#: Words that ask how long something takes: only a metric of seconds answers them.
+TIME_TAKEN = re.compile(
+    r"\b(?:latenc(?:y|ies)|durations?|response times?|time to \w+|how long)\b", re.I
+)
+#: So many per second ("msgs/sec", "per second").
+PER_SECOND = re.compile(r"\bper\s+(?:second|sec|s)\b|/s(?:ec)?\b", re.I)
 #: Words that ask for a sum per label value ("per pod", "by instance"), not for the series.
 SUM_WORDS = {"per", "by"}
 #: Events per second under which a counter's events are counted rather than rated.
@@ -165,10 +171,17 @@ def accepted(
     evidence = label_evidence(options, catalog.families, lookup)
     quantile = quantile_of(question) is not None
     threshold = threshold_of(question) is not None
+    latency = bool(TIME_TAKEN.search(question))
+    ask = ask_of(question)
+    per_second = bool(PER_SECOND.search(question)) and not (ask.speed or ask.change)
     out: list[tuple[float, Candidate]] = []
     for candidate in ranked:
         if quantile and candidate.family.type not in ("histogram", "summary"):
             continue  # a percentile is of a distribution: a counter or gauge has none
+        if latency and not candidate.family.name.endswith("_seconds"):
+            continue  # a time taken is measured in seconds (not tokens, not CPU time)
+        if per_second and candidate.family.type == "gauge":
+            continue  # so many per second is a counter's rate; a gauge's speed is asked so
         label = evidence.get(candidate.family.name, 0.0)
         distribution = candidate.family.type in ("histogram", "summary")
         shape = SHAPE_BONUS if (quantile or threshold) and distribution else 0
@@ -224,6 +237,8 @@ def reading_for(
         and asked[0] not in SUM_WORDS
     ):
         promql = ungrouped(lookup, promql, group)
+    elif group is None and aggregation(question) is None:
+        promql = ungrouped(lookup, promql, None)
     return Reading(family, promql, rng, matchers, group, unmatched)
 
 
@@ -251,16 +266,17 @@ def family_labels(catalog: Catalog) -> set[str]:
     return {label for by_label in catalog.labels.values() for label in by_label}
 
 
-def ungrouped(lookup: Lookup, promql: str, group: str) -> str:
+def ungrouped(lookup: Lookup, promql: str, group: str | None) -> str:
     """``sum by (pod) (x)`` as plain ``x`` when each series of ``x`` already has its own
     pod: the sum adds nothing and would drop the series' other labels ("which pods",
-    "for each pod", "top 3 pods": the series themselves are asked for)."""
+    "for each pod", "top 3 pods": the series themselves are asked for); ``sum (x)`` as
+    ``x`` when ``x`` is one series ("restarts of checkout-7d9f8c6b5-x2k4p")."""
     parts = grouped_part(promql, group)
     if parts is None:
         return promql
     before, inner, after = parts
     series = lookup.value(f"count({inner})")
-    groups = lookup.value(f"count(count by ({group}) ({inner}))")
+    groups = lookup.value(f"count(count by ({group}) ({inner}))") if group else 1.0
     if series is None or series != groups:
         return promql
     return f"{before}{inner}{after}"

@@ -17,7 +17,7 @@ _NUMBER_WORDS = {
     "twenty": 20, "thirty": 30,
 }  # fmt: skip
 _RANGE = re.compile(
-    r"\b(?:last|past|over|in|within|during)\s+(?:the\s+)?(?:(\d+|"
+    r"\b(?:last|past|over|in|within|during|since)\s+(?:the\s+)?(?:(\d+|"
     + "|".join(_NUMBER_WORDS)
     + r")\s*)?(seconds?|minutes?|mins?|hours?|hrs?|days?|weeks?|[smhdw])\b",
     re.I,
@@ -35,8 +35,8 @@ GROUP_WORDS = {
 }  # fmt: skip
 AGGREGATIONS = {
     "average": "avg", "avg": "avg", "mean": "avg", "total": "sum", "sum": "sum",
-    "overall": "sum", "combined": "sum", "max": "max", "maximum": "max", "highest": "max",
-    "peak": "max", "min": "min", "minimum": "min", "lowest": "min",
+    "overall": "sum", "combined": "sum", "summed": "sum", "max": "max", "maximum": "max",
+    "highest": "max", "peak": "max", "min": "min", "minimum": "min", "lowest": "min",
 }  # fmt: skip
 SUPERLATIVES = {
     "most", "highest", "biggest", "largest", "worst", "heaviest", "busiest", "slowest",
@@ -135,8 +135,8 @@ def ago_of(question: str) -> tuple[str, bool] | None:
     times higher than an hour ago" → ("1h", True); "vs 30m ago" → ("30m", False), a
     difference."""
     match = _AGO.search(question)
-    if not match:
-        return None
+    if not match or re.search(r"\bsince\s+" + re.escape(match.group(0)), question, re.I):
+        return None  # "since 10 minutes ago" is a range
     if match.group(3):
         offset = "1d"
     elif match.group(4):

@@ -53,7 +53,8 @@ def short_window(ask: Ask) -> str | None:
     range of the answer's graph, each point a RATE_WINDOW rate."""
     if ask.window and parse_duration(ask.window) <= parse_duration(RECENT_WINDOW):
         return ask.window
-    return ask.window if ask.aggregation == "avg" else None  # an average over the window
+    # an average or a share over the window is one figure for all of it
+    return ask.window if ask.aggregation == "avg" or ask.percent or ask.ratio else None
 
 
 def aggregate(op: str, inner: str, group: str | None, *extra: str) -> str:
@@ -236,6 +237,9 @@ def write_promql(
         past = with_offset(promql, offset, family)
         promql = f"({promql}) / ({past})" if times else f"({promql}) - ({past})"
     promql = in_unit(promql, unit_of(family, promql), question)
+    if ask.percent and family.name.endswith("_ratio"):  # a ratio gauge "as a %"
+        plain = re.fullmatch(r"[\w:]+(\{[^{}]*\})?", promql)
+        promql = f"100 * {promql}" if plain else f"100 * ({promql})"
     if ask.top and not promql.endswith("> 0") and " < " not in promql:
         return f"topk({ask.top}, {promql})"
     if ask.bottom and not ask.top and not promql.endswith("> 0") and " < " not in promql:
@@ -243,12 +247,13 @@ def write_promql(
     return promql
 
 
-def grouped_part(promql: str, group: str) -> tuple[str, str, str] | None:
+def grouped_part(promql: str, group: str | None) -> tuple[str, str, str] | None:
     """(before, inner, after) when ``promql`` is ``sum by (group) (inner)`` (or avg, max,
     min), alone or as the
     argument of ``topk``/``bottomk`` or before a comparison; None for anything else (a
     ratio of two aggregations, a quantile)."""
-    heads = [f"{op} by ({group}) (" for op in ("sum", "avg", "max", "min")]
+    ops = ("sum", "avg", "max", "min") if group else ("sum",)
+    heads = [f"{op} by ({group}) (" if group else f"{op} (" for op in ops]
     head = next((h for h in heads if promql.count(h) == 1), None)
     if head is None or sum(promql.count(h) for h in heads) != 1:
         return None
