@@ -44,6 +44,18 @@ def in_section(path: str, heading: str) -> bool:
     return heading.strip().lower() in [part.strip().lower() for part in path.split(">")]
 
 
+def split_cases(suite: Suite, split: Split) -> list[RetrievalCase]:
+    """A split's cases: alert rules from a ``.json`` file, case files otherwise."""
+    files = suite.case_files(split)
+    if not any(f.suffix == ".json" for f in files):
+        return suite.load(split, RetrievalCase)
+    key = suite.split(split).key
+    out: list[RetrievalCase] = []
+    for path in files:
+        out += alert_cases(path) if path.suffix == ".json" else load_cases(path, RetrievalCase, key)
+    return out
+
+
 class RetrievalScorer:
     def __init__(self, suite: Suite, split: Split, work: Path) -> None:
         self.spec = suite.split(split)
@@ -55,18 +67,6 @@ class RetrievalScorer:
 
     def cases(self) -> list[RetrievalCase]:
         return split_cases(self.suite, self.split_name)
-
-
-def split_cases(suite: Suite, split: Split) -> list[RetrievalCase]:
-    """A split's cases: alert rules from a ``.json`` file, case files otherwise."""
-    files = suite.case_files(split)
-    if not any(f.suffix == ".json" for f in files):
-        return suite.load(split, RetrievalCase)
-    key = suite.split(split).key
-    out: list[RetrievalCase] = []
-    for path in files:
-        out += alert_cases(path) if path.suffix == ".json" else load_cases(path, RetrievalCase, key)
-    return out
 
     def score(self, case: RetrievalCase) -> Scored:
         hits = search_runbooks(self.ctx, case.query, K)
