@@ -169,10 +169,11 @@ def catalog_for(client: Prometheus, embedder: Embedder | None) -> Catalog:
 
 def question_terms(question: str) -> set[str]:
     """Stemmed words of a question, with the words operators use for the same things."""
-    words = [w.lower() for w in _WORD.findall(question)]
+    raw = _WORD.findall(question)
+    words = [w.lower() for w in raw]
     extra = [syn for w in words for syn in SYNONYMS.get(w, ())]
     extra += [s for w in words if _QUANTILE_WORD.match(w) for s in SYNONYMS["percentile"]]
-    return set(tokenize(" ".join(words + extra)))
+    return set(tokenize(" ".join(raw + extra)))  # as written: "MemAvailable" is two words
 
 
 def name_terms(name: str) -> set[str]:
@@ -244,8 +245,8 @@ def abbreviated(terms: set[str], catalog: Catalog) -> set[str]:
 
 def label_index(client: Prometheus) -> dict[str, dict[str, str]]:
     """Lower-cased value (and host part of ``host:port`` values, and the tail of a dashed
-    host that only one value of the label has: ``worker-2`` for ``k8s-worker-2:9100``) →
-    {label: value}."""
+    host or a path that only one value of the label has: ``worker-2`` for
+    ``k8s-worker-2:9100``, ``containerd`` for ``/var/lib/containerd``) → {label: value}."""
     index: dict[str, dict[str, str]] = {}
     tails: dict[tuple[str, str], set[str]] = {}
     for label in client.label_names():
@@ -260,12 +261,20 @@ def label_index(client: Prometheus) -> dict[str, dict[str, str]]:
                 keys.add(value.split(":", 1)[0].lower())
             for key in keys:
                 index.setdefault(key, {})[label] = value
-            for tail in dashed_tails(value):
+            for tail in [*dashed_tails(value), *path_tail(value)]:
                 tails.setdefault((tail, label), set()).add(value)
     for (tail, label), owners in tails.items():
         if len(owners) == 1 and label not in index.get(tail, {}):
             index.setdefault(tail, {})[label] = next(iter(owners))
     return index
+
+
+def path_tail(value: str) -> list[str]:
+    """``containerd`` for ``/var/lib/containerd``: a path's last part, when it is a word."""
+    if not value.startswith("/"):
+        return []
+    last = value.rstrip("/").rsplit("/", 1)[-1].lower()
+    return [last] if last and any(ch.isalpha() for ch in last) else []
 
 
 def dashed_tails(value: str) -> list[str]:

@@ -163,10 +163,11 @@ def label_evidence(
 
 
 def accepted(
-    question: str, catalog: Catalog, ranked: list[Candidate], lookup: Lookup
-) -> list[Candidate]:
+    question: str, catalog: Catalog, ranked: list[Candidate], lookup: Lookup,
+    *, shaped: bool = True,
+) -> list[Candidate]:  # fmt: skip
     """Candidates with evidence of their own, best first by score with label and shape
-    evidence added."""
+    evidence added (``shaped``: and of a type the question's shape allows)."""
     options = value_matchers(question, catalog.labels, set())
     evidence = label_evidence(options, catalog.families, lookup)
     quantile = quantile_of(question) is not None
@@ -176,11 +177,12 @@ def accepted(
     per_second = bool(PER_SECOND.search(question)) and not (ask.speed or ask.change)
     out: list[tuple[float, Candidate]] = []
     for candidate in ranked:
-        if quantile and candidate.family.type not in ("histogram", "summary"):
+        kind, name = candidate.family.type, candidate.family.name
+        if shaped and quantile and kind not in ("histogram", "summary"):
             continue  # a percentile is of a distribution: a counter or gauge has none
-        if latency and not candidate.family.name.endswith("_seconds"):
+        if shaped and latency and not name.endswith("_seconds"):
             continue  # a time taken is measured in seconds (not tokens, not CPU time)
-        if per_second and candidate.family.type == "gauge":
+        if shaped and per_second and kind == "gauge":
             continue  # so many per second is a counter's rate; a gauge's speed is asked so
         label = evidence.get(candidate.family.name, 0.0)
         distribution = candidate.family.type in ("histogram", "summary")
@@ -256,10 +258,13 @@ def bucket_at(lookup: Lookup, family: Family, matchers: list[Matcher], question:
     return None
 
 
-def covers(question: str, catalog: Catalog, family: Family) -> bool:
-    """Whether ``family`` carries every word of what the question measures, but for the
-    thing it is counted per ("tokens per request")."""
-    return set(uncovered(question, catalog, family)) <= {per_term(question, catalog, family)}
+def covers(question: str, catalog: Catalog, family: Family, rivals: list[Family]) -> bool:
+    """Whether ``family`` carries every word of what the question measures that names a
+    rival reading (another accepted candidate: "gpu memory" names a memory metric too),
+    but for the thing it is counted per ("tokens per request")."""
+    rival_terms = {t for f in rivals if f.name != family.name for t in name_terms(f.name)}
+    missing = set(uncovered(question, catalog, family)) & rival_terms
+    return missing <= {per_term(question, catalog, family)}
 
 
 def family_labels(catalog: Catalog) -> set[str]:
@@ -302,10 +307,11 @@ def spread(lookup: Lookup, reading: Reading) -> bool:
 def best_reading(
     lookup: Lookup, catalog: Catalog, question: str, good: list[Candidate], rng: str,
     names: set[str],
-) -> Reading:  # fmt: skip
+) -> Reading | None:  # fmt: skip
     """The first candidate's reading that carries every value the question names (and, when
     it groups, more than one value of the label); else the first that carries them all;
-    else the first."""
+    else the first, unless what it lacks names one thing (a host, a pod, a path: "the
+    k8s-worker-2 node's cpu" when only processes have a CPU metric): then None."""
     first: Reading | None = None
     full: Reading | None = None
     for candidate in good:
@@ -316,8 +322,15 @@ def best_reading(
         if spread(lookup, reading):
             return reading
         full = full or reading
-    assert first is not None
+    if full is None and first is not None and any(map(names_one, first.unmatched)):
+        return None  # it names a host, pod or path that none of these metrics has
     return full or first
+
+
+def names_one(word: str) -> bool:
+    """Whether a word of the question names one thing: an identifier with a digit or a
+    separator (``k8s-worker-2``, ``/data``), not a plain word (``gateway``)."""
+    return any(ch.isdigit() or ch in "-.:/_" for ch in word)
 
 
 def read_question(
@@ -335,9 +348,10 @@ def read_question(
         if unknown_subjects(question, catalog, embedder.wordpieces):
             return None, closest, catalog  # it names something this Prometheus lacks
         lookup = Lookup(client)
+        candidates = accepted(question, catalog, ranked, lookup)
+        rivals = [c.family for c in accepted(question, catalog, ranked, lookup, shaped=False)]
         good = [
-            c for c in accepted(question, catalog, ranked, lookup)[:TRY_CANDIDATES]
-            if covers(question, catalog, c.family)
+            c for c in candidates[:TRY_CANDIDATES] if covers(question, catalog, c.family, rivals)
         ]  # fmt: skip
         if not good:
             return None, closest, catalog

@@ -15,6 +15,8 @@ import difflib
 import re
 from collections.abc import Callable
 
+from bm25s.stopwords import STOPWORDS_EN
+
 from knowledge.lexical import tokenize
 from tools.metrics.discovery import SYNONYMS, Catalog, Family, catalog_name_terms, name_terms
 from tools.metrics.question_words import (
@@ -101,7 +103,7 @@ def unknown_subjects(
     long_parts = [p for p in metric_parts if len(p) >= PREFIX_MIN_CHARS]
     # A distinctive name part ("kube", not an everyday word like "post") may start the word.
     distinctive = [p for p in long_parts if len(wordpieces(p)) > 1]
-    subjects = metric_parts | set(SYNONYMS)
+    subjects = {p for p in metric_parts if len(p) > 2 and p not in STOPWORDS_EN} | set(SYNONYMS)
     seq = _WORD.findall(question)
     unknown: list[str] = []
     for i, raw in enumerate(seq):

@@ -23,6 +23,8 @@ _RANGE = re.compile(
     re.I,
 )
 _UNIT = {"s": "s", "se": "s", "mi": "m", "m": "m", "h": "h", "ho": "h", "hr": "h", "d": "d"}
+#: Words skipped after a grouping word ("which of the web services").
+_FILLER = {"of", "the", "a", "an", "all", "our", "my"}
 #: Words after which a label (or a word for one) names the grouping: "per pod".
 GROUP_PREFIXES = {"per", "by", "each", "every", "which", "what", "top"}
 GROUP_WORDS = {
@@ -68,8 +70,9 @@ LEAST = {"least", "smallest", "fewest", "lowest", "emptiest"}
 _GRAPH = re.compile(r"\b(?:graph|chart|plot|trend|timeline|over time|sparkline)\w*", re.I)
 #: How a gauge moved over the window: "grown", "how much has it changed" (delta).
 _CHANGE = re.compile(
-    r"\b(?:grow|grew|grown|growth|increase[ds]?|rose|risen|rise|climb(?:ed)?|chang(?:e|ed)"
-    r"|delta|drop(?:ped)?|fell|fallen|shrunk|shrank|decrease[ds]?)\b",
+    r"\b(?:grow(?:s|ing|n|th)?|grew|increas(?:e[ds]?|ing)|rose|ris(?:e|en|es|ing)"
+    r"|climb(?:s|ed|ing)?|chang(?:e[ds]?|ing)|delta|drop(?:s|ped|ping)?|fell"
+    r"|fall(?:s|en|ing)(?! behind)|shr(?:ink|inks|inking|unk|ank)|decreas(?:e[ds]?|ing))\b",
     re.I,
 )
 #: How fast a gauge moves: per second ("how fast is lag growing", "growth rate").
@@ -124,6 +127,9 @@ _AGO = re.compile(
     r"\s+ago|(yesterday)|(last week))\b",
     re.I,
 )
+_COMPARED = re.compile(
+    r"\b(?:compared?|comparison|vs\.?|versus|than|relative|against|times)\b", re.I
+)
 _SECONDS = {"h": 3600, "m": 60, "d": 86400, "w": 604800}
 _TIMES = re.compile(
     r"\btimes (?:higher|more|lower|less|bigger|larger|greater)\b|\bratio\b|\bx\b", re.I
@@ -137,6 +143,8 @@ def ago_of(question: str) -> tuple[str, bool] | None:
     match = _AGO.search(question)
     if not match or re.search(r"\bsince\s+" + re.escape(match.group(0)), question, re.I):
         return None  # "since 10 minutes ago" is a range
+    if not _COMPARED.search(question):
+        return None  # "did it start with the deploy 20 min ago?" compares nothing
     if match.group(3):
         offset = "1d"
     elif match.group(4):
@@ -151,7 +159,14 @@ def ago_of(question: str) -> tuple[str, bool] | None:
 
 
 def question_range(question: str) -> str | None:
-    match = _RANGE.search(question)
+    """The range the question looks back over ("in the last 2 hours": 2h); a time ahead
+    ("within 4h", "in 2 hours from now") is not one."""
+    ahead = _AHEAD.search(question)
+    match = next(
+        (m for m in _RANGE.finditer(question)
+         if not ahead or m.end() <= ahead.start() or m.start() >= ahead.end()),
+        None,
+    )  # fmt: skip
     if not match:
         return None
     raw = (match.group(1) or "1").lower()
@@ -199,11 +214,13 @@ def breakdown(
     for i, word in enumerate(seq):
         if word not in GROUP_PREFIXES:
             continue
-        for offset, after in enumerate(seq[i + 1 : i + 4]):
+        ahead = [w for w in seq[i + 1 : i + 6] if w not in _FILLER][:3]
+        right_after = _singular(seq[i + 1]) if i + 1 < len(seq) else ""
+        for after in ahead:
             if after in GROUP_PREFIXES:
                 break
             one = _singular(after)
-            label = GROUP_WORDS.get(one) or (one if one in labels and offset == 0 else None)
+            label = GROUP_WORDS.get(one) or (one if one in labels and one == right_after else None)
             if label:
                 found.append((word, label))
                 break
@@ -332,7 +349,7 @@ def ask_of(question: str) -> Ask:
         ahead=ahead_of(question),
         bottom=bottom_n(question),
         summed=(breakdown(question) or ("", ""))[0] in ("per", "by"),
-        across=bool(seq & {"across", "both"}),
+        across=bool(seq & {"across", "both", "anywhere"}),
         bound=share_bound(question),
         threshold=threshold[0] if threshold else None,
         above=bool(threshold and threshold[1]),

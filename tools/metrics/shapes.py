@@ -83,6 +83,12 @@ def histogram_shape(
     ask: Ask, name: str, matchers: list[Matcher], group: str | None, le: str | None = None
 ) -> str:
     window = short_window(ask)
+    if ask.threshold is not None and le is not None and ask.count and ask.window:
+        bucket = selector(f"{name}_bucket", [*matchers, Matcher("le", "=", le, "")])
+        under = aggregate("sum", f"increase({bucket}[{ask.window}])", group)
+        total = aggregate("sum", f"increase({selector(name + '_count', matchers)}[{ask.window}])",
+                          group)  # fmt: skip
+        return f"{total} - {under}" if ask.above else under  # how many took longer (or not)
     if ask.threshold is not None and le is not None:  # the share under (or over) it
         under = aggregate("sum", rate_of(f"{name}_bucket", [*matchers, Matcher("le", "=", le,
                           "")], window), group)  # fmt: skip
@@ -172,10 +178,12 @@ def ratio_shape(ask: Ask, pair: tuple[str, str], matchers: list[Matcher]) -> str
 def gauge_shape(
     ask: Ask, family: Family, matchers: list[Matcher], group: str | None, names: set[str]
 ) -> str:
+    plain = selector(family.name, matchers)
+    if ask.ahead and ask.low:  # "predicted to run out within 4h": below nothing by then
+        return f"predict_linear({plain}[{ask.window or '1h'}], {ask.ahead}) < 0"
     pair = ratio_pair(family.name, names)
     if pair and (shaped := ratio_shape(ask, pair, matchers)):
         return shaped
-    plain = selector(family.name, matchers)
     if ask.ahead and not ask.change:  # where it will be: extrapolate the last window
         return per_series(ask, f"predict_linear({plain}[{ask.window or '1h'}], {ask.ahead})",
                           group)  # fmt: skip
@@ -248,10 +256,9 @@ def write_promql(
 
 
 def grouped_part(promql: str, group: str | None) -> tuple[str, str, str] | None:
-    """(before, inner, after) when ``promql`` is ``sum by (group) (inner)`` (or avg, max,
-    min), alone or as the
-    argument of ``topk``/``bottomk`` or before a comparison; None for anything else (a
-    ratio of two aggregations, a quantile)."""
+    """(before, inner, after) when ``promql`` holds one ``sum by (group) (inner)`` (or avg,
+    max, min): alone, under ``topk``, scaled, compared; None for anything else (a ratio of
+    two aggregations, a quantile's buckets)."""
     ops = ("sum", "avg", "max", "min") if group else ("sum",)
     heads = [f"{op} by ({group}) (" if group else f"{op} (" for op in ops]
     head = next((h for h in heads if promql.count(h) == 1), None)
@@ -259,7 +266,7 @@ def grouped_part(promql: str, group: str | None) -> tuple[str, str, str] | None:
         return None
     start = promql.find(head)
     before = promql[:start]
-    if before and not (before.startswith(("topk(", "bottomk(")) and before.endswith(", ")):
+    if "histogram_quantile(" in before:
         return None
     depth, i = 1, start + len(head)
     while i < len(promql) and depth:
@@ -268,6 +275,4 @@ def grouped_part(promql: str, group: str | None) -> tuple[str, str, str] | None:
     if depth:
         return None
     inner, after = promql[start + len(head) : i - 1], promql[i:]
-    if after not in ("", ")") and not after.startswith(" > "):
-        return None
     return before, inner, after

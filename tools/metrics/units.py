@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 _TARGET = re.compile(
-    r"\bin\s+(ms|msecs?|milliseconds?|µs|us|microseconds?|seconds?|secs?|minutes?|mins?"
+    r"(?:\bin\s+|,\s*|\(\s*)(ms|msecs?|milliseconds?|µs|us|microseconds?|seconds?|secs?|minutes?|mins?"
     r"|kib|mib|gib|tib|kb|mb|gb|tb|kilobytes?|megabytes?|gigabytes?)\b",
     re.I,
 )
