@@ -2,9 +2,10 @@
 (evals/suites/metrics) on both splits, through the same code as ``opsbot eval run
 metrics``. The dev split (questions.yaml and dev-2..5.yaml; the blind-written ones' first
 runs are in HISTORY) guided the method; the held-out split (heldout.yaml and
-heldout-2.yaml, written blind in 2026-12, never tuned on) is the figure to quote. Writes bench/results/metrics_questions.json ({"dev": ...,
-"heldout": ..., "history": ...}); failing cases are listed for dev only (reading the
-held-out failures would make it a dev set).
+heldout-2.yaml, written blind in 2026-12, never tuned on) is the figure to quote. Writes
+bench/results/metrics_questions.json ({"dev": ..., "heldout": ..., "history": ...});
+failing cases are listed for dev only (reading the held-out failures would make it a dev
+set).
 
     python -m bench.metrics_questions
 """

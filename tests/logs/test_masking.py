@@ -54,6 +54,8 @@ from tools.logs.mining import Masker, mask, mask_token
         # host names, packages and classes
         ("Opening proxy : MSRA-SA-41.fareast.corp.microsoft.com:7109", "Opening proxy : <*>"),
         ("Registering class org.apache.hadoop.mapreduce.v2.app.Foo", "Registering class <*>"),
+        ("attempt to connect to api-gw.internal failed", "attempt to connect to <*> failed"),
+        ("pypi.org:443 open through proxy", "<*> open through proxy"),
         # MAC addresses
         ("DHCPDISCOVER from 00:11:43:e3:ba:c3 via eth1", "DHCPDISCOVER from <*> via <*>"),
         # lists of values of any length fold into one mask
@@ -79,6 +81,7 @@ def test_each_kind_of_variable_is_masked(text: str, masked: str) -> None:
         "n.leader elected; data TLB error interrupt",
         "ciod: failed to read message prefix on control stream",
         "Executing with tokens:",
+        "autopurge.snapRetainCount set to",  # a setting's name, not a host
     ],
 )
 def test_constant_text_is_left_alone(text: str) -> None:

@@ -130,6 +130,28 @@ def test_a_word_with_many_values_at_one_position_is_a_variable_for_the_whole_win
     assert len({p.template_id for p in few}) == 3  # three values are not yet a variable
 
 
+def test_few_words_that_vary_together_at_two_positions_are_one_variable() -> None:
+    users = ["deploy", "alice", "bob"]
+    lines = [f"session closed for user {u}" for u in users]
+    lines += [f"Accepted password for {u} from <ip> port 22" for u in users]
+    lines += ["Connection opened by peer", "Connection closed by peer"]
+    lines += ["Session opened by peer", "Session closed by peer"]
+    parsed = list(LogParser(content_only=True).parse_lines(lines))
+    ids = [p.template_id for p in parsed]
+    assert len(set(ids[:3])) == 1 and len(set(ids[3:6])) == 1  # user names recur
+    assert parsed[0].template == "session closed for user <*>"
+    assert len(set(ids[6:])) == 4  # "opened"/"closed" only alternate: constants
+    off = LogParser(content_only=True, shared_values=None)
+    assert len({p.template_id for p in off.parse_lines(lines[:3])}) == 3
+
+
+def test_two_positions_of_one_template_do_not_make_each_other_variables() -> None:
+    states = ["LOOKING", "LEADING", "FOLLOWING"]
+    lines = [f"Notification: {a} (n.state), {b} (my state)" for a in states for b in states]
+    ids = {p.template_id for p in LogParser(content_only=True).parse_lines(lines)}
+    assert len(ids) == 9
+
+
 def test_many_different_spans_between_the_same_words_are_one_variable() -> None:
     statements = [
         "BEGIN", "COMMIT", "SELECT * FROM orders", "UPDATE stock SET qty = qty - 1",

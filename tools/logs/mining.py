@@ -6,9 +6,11 @@ Masking does most of the work. Every whitespace token that holds a variable beco
 ``node-7``, durations such as ``12ms``, versions), a URL, a path, a dotted name (host,
 package, class), a MAC or IPv6 address, the value of ``key=value``, a month or weekday
 name. Brackets, quotes, trailing punctuation and ``key=``/``key:`` prefixes around the
-value are kept (``(HWID=1973),`` becomes ``(HWID=<*>),``). Runs of masks are then folded
-into one, with the units and time zones that follow them (``5.2 KB``, ``Thu Aug 4
-15:29:45 PDT 2005``, ``3 4 5 6``), so lists and values of any length give one template.
+value are kept (``(HWID=1973),`` becomes ``(HWID=<*>),``). A host name needs no digit:
+two dotted parts or more, or one dot between lower-case words (``api-gw.internal``). Runs
+of masks are then folded into one, with the units and time zones that follow them (``5.2
+KB``, ``Thu Aug 4 15:29:45 PDT 2005``, ``3 4 5 6``), so lists and values of any length give
+one template.
 
 What is left after masking is nearly all constant text, so Drain clusters with a high
 similarity threshold: a line joins a template only when at least ``SIMILARITY`` of its
@@ -16,8 +18,10 @@ tokens match it (masks match masks), i.e. at most one differing word in twenty. 
 thresholds merge templates that differ by one constant word (``VM Paused`` /
 ``VM Resumed``). Variables that are plain words are found from the data instead: a
 position that takes many words across templates that are otherwise the same
-(``VARIABLE_VALUES``), and a span of any length that takes many values between the same
-first and last words (``SPAN_VALUES``); the merged templates keep the oldest one's id.
+(``VARIABLE_VALUES``), or fewer words that also vary together at a position of another
+template (``SHARED_VALUES``: user names, HTTP methods), and a span of any length that
+takes many values between the same first and last words (``SPAN_VALUES``); the merged
+templates keep the oldest one's id.
 """
 
 from __future__ import annotations
@@ -69,6 +73,11 @@ VARIABLE_VALUES: int | None = 8
 SPAN_VALUES: int | None = 5
 SPAN_CONTEXT = 4
 SPAN_EDGE = 8
+#: A position with fewer values is a variable when this many of its values are also the
+#: values of another varying position, and the two hold at least SHARED_UNION words in all
+#: (user names, HTTP methods recur; "opened"/"closed" only alternate). None: off.
+SHARED_VALUES: int | None = 2
+SHARED_UNION = 3
 #: Sibling keys remembered for the word-variable merge; emptied when full (bounded memory,
 #: like the caches above: a merge then needs its values seen again).
 SIBLING_CACHE_SIZE = 200_000
@@ -84,6 +93,7 @@ _SHAPE = re.compile(
     | \.{0,2}/\S*                                             # /abs, ./rel, ../rel path
     | [\w.\-]+(?:/[\w.\-]*){2,}                               # a/b/c path
     | [A-Za-z][\w\-]*(?:\.[\w\-]+){2,}(?:\$[\w\-]+)?(?::\w+)? # host, package.Class$Inner
+    | [a-z][a-z0-9\-]+\.[a-z][a-z0-9\-]*[a-z](?::\w+)?           # api-gw.internal, pypi.org:443
     | [0-9a-fA-F]*::[0-9a-fA-F:]*                             # IPv6 with ::
     | (?:[0-9A-Fa-f]{2}[:-]){3,}[0-9A-Fa-f]{2}                # MAC, hex groups
     | [a-fA-F]{8,}                                            # hex without digits
@@ -231,7 +241,7 @@ class LogParser:
         self, *, content_only: bool = False, similarity: float = SIMILARITY,
         variable_values: int | None = VARIABLE_VALUES, window: int = WINDOW,
         quoted_values: bool = QUOTED_VALUES, span_values: int | None = SPAN_VALUES,
-        span_context: int = SPAN_CONTEXT,
+        span_context: int = SPAN_CONTEXT, shared_values: int | None = SHARED_VALUES,
     ) -> None:  # fmt: skip
         self.content_only = content_only
         self._masker = Masker(quoted=quoted_values)
@@ -247,6 +257,9 @@ class LogParser:
         # or the template they joined
         self._spans: dict[tuple[tuple[str, ...], tuple[str, ...]], dict[Any, int] | int] = {}
         self._merged: dict[int, tuple[str, ...]] = {}  # a merged template's tokens
+        self.shared_values = shared_values
+        self._word_keys: dict[str, set[tuple[int, int, tuple[str, ...]]]] = {}
+        self._values: dict[tuple[int, int, tuple[str, ...]], set[str]] = {}  # of merged keys
 
     def canonical(self, template_id: int) -> int:
         """The template a template id stands for now (itself unless it was merged)."""
@@ -339,9 +352,50 @@ class LogParser:
                 continue
             key = (len(tokens), p, tokens[:p] + tokens[p + 1 :])
             root = self._tally(self._siblings, key, word, cluster.cluster_id, enough)
+            if root is None and self.shared_values is not None:
+                root = self._shared(key, word)
             keep = self._drain.get(root) if root is not None else None
             if keep is not None and len(keep.tokens) == len(tokens):  # not span-merged
                 keep.tokens = (*keep.tokens[:p], _DRAIN_WILDCARD, *keep.tokens[p + 1 :])
+
+    def _shared(self, key: tuple[int, int, tuple[str, ...]], word: str) -> int | None:
+        """A position with few values is a variable too when its values are another
+        position's: two words that vary together at two positions of different templates
+        (user names after "for user" and after "Accepted password for"; GET and POST in
+        two request lines), among at least three words in all. Two words that only ever
+        alternate with each other ("opened"/"closed") stay constants. Returns the template
+        the key's templates joined, or None."""
+        seen = self._siblings.get(key)
+        if not isinstance(seen, dict) or len(seen) < 2:
+            return None
+        if len(self._word_keys) >= SIBLING_CACHE_SIZE:
+            self._word_keys.clear()
+        mine = {_bare(v) for v in seen}
+        for value in mine:
+            self._word_keys.setdefault(value, set()).add(key)
+        others: Counter[tuple[int, int, tuple[str, ...]]] = Counter(
+            other for value in mine for other in self._word_keys.get(value, ()) if other != key
+        )
+        assert self.shared_values is not None
+        for other, shared in others.most_common():
+            if shared < self.shared_values:
+                break
+            theirs = self._siblings.get(other)
+            values = (
+                {_bare(v) for v in theirs}
+                if isinstance(theirs, dict)
+                else self._values.get(other, set())
+            )
+            if len(mine | values) < SHARED_UNION or _same_template(key, other, mine | values):
+                continue  # too few words, or two positions of one template
+            for k, group in ((key, mine), (other, values)):
+                entry = self._siblings.get(k)
+                if isinstance(entry, dict):
+                    self._values[k] = group
+                    self._siblings[k] = self._join(entry.values())
+            root = self._siblings[key]
+            return root if isinstance(root, int) else None
+        return None
 
     def _cluster(self, message: str) -> LogCluster:
         """The template of a masked message: Drain's, remembered for exact repeats."""
@@ -408,6 +462,29 @@ class LogParser:
             return _shown(" ".join(self._merged[root]))
         cluster = self._drain.get(root)
         return _shown(cluster.template) if cluster is not None else ""
+
+
+def _same_template(
+    a: tuple[int, int, tuple[str, ...]], b: tuple[int, int, tuple[str, ...]], pool: set[str]
+) -> bool:
+    """Whether two sibling keys are of one template: as long, and equal but at their own
+    positions and at positions that hold words of ``pool`` (the values in question:
+    "LOOKING (n.state) ... LEADING (my state)" varies at two positions of one template)."""
+    (n, p, rest_a), (m, q, rest_b) = a, b
+    if n != m:
+        return False
+    full_a = (*rest_a[:p], None, *rest_a[p:])
+    full_b = (*rest_b[:q], None, *rest_b[q:])
+    return all(
+        x == y or i in (p, q) or (_bare(x or "") in pool and _bare(y or "") in pool)
+        for i, (x, y) in enumerate(zip(full_a, full_b, strict=True))
+    )
+
+
+def _bare(word: str) -> str:
+    """A word without the brackets, quotes and punctuation around it (``alice:``, ``(alice)``
+    and ``"alice"`` are one value)."""
+    return word.strip(_TRAILING + "".join(_PAIRS) + "".join(_CLOSERS)) or word
 
 
 def _common(a: tuple[str, ...], b: tuple[str, ...]) -> tuple[str, ...]:
