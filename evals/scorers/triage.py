@@ -36,6 +36,7 @@ class TriageCase(CaseBase):
     kind: Literal["new", "rising", "alert"]
     target: str  # the culprit's EventId; for an alert, the runbook its rule links
     seed: int
+    folder: str | None = None  # where the system's sample is (default: the split's corpus)
 
 
 @cache
@@ -70,17 +71,22 @@ def build(lines: tuple[tuple[str, str], ...], case: TriageCase) -> tuple[list[st
             [line for _, line in sorted(window + after + extra)])  # fmt: skip
 
 
-def generate(folder: Path, seed: int, per_kind: int) -> list[TriageCase]:
+def generate(
+    folder: Path, seed: int, per_kind: int, systems: tuple[str, ...] = SYSTEMS,
+    *, elsewhere: bool = False,
+) -> list[TriageCase]:  # fmt: skip
+    """``per_kind`` incidents of each kind per system (``elsewhere``: the cases say their
+    folder, which is not the split's corpus)."""
     rng = random.Random(seed)
     cases: list[TriageCase] = []
-    for system in SYSTEMS:
+    for system in systems:
         counts = Counter(event for _, event in load(folder, system))
         for kind, (low, high) in (("new", RARE), ("rising", COMMON)):
             candidates = sorted(e for e, n in counts.items() if low <= n <= high)
             for target in rng.sample(candidates, min(per_kind, len(candidates))):
                 cases.append(TriageCase(id=f"{system}-{kind}-{target}", system=system,
-                                        kind=kind, target=target,
-                                        seed=rng.randrange(1 << 30)))  # fmt: skip
+                                        kind=kind, target=target, seed=rng.randrange(1 << 30),
+                                        folder=str(folder) if elsewhere else None))  # fmt: skip
     return cases
 
 
@@ -107,19 +113,30 @@ class TriageScorer:
         self.spec = suite.split(split)
         self.folder = suite.path(self.spec.corpus or "shared:loghub")
         refs = [self.spec.cases] if isinstance(self.spec.cases, str) else self.spec.cases
-        self.generated = [tuple(map(int, r.split(":")[1:])) for r in refs
-                          if r.startswith("generate:")]  # fmt: skip
+        # generate:SEED:PER_KIND over the corpus, or generate:SEED:PER_KIND:REF over the
+        # systems in another folder (REF as a suite path: project:..., shared:...)
+        self.generated: list[tuple[int, int, Path | None]] = []
+        for ref in refs:
+            if ref.startswith("generate:"):
+                seed, per_kind, *rest = ref.removeprefix("generate:").split(":", 2)
+                where = suite.path(":".join(rest)) if rest else None
+                self.generated.append((int(seed), int(per_kind), where))
         self.alerts = "alerts:promstack" in refs
         self.work, self.url = work, prometheus_url
         self._stack = contextlib.ExitStack()
         self._alert_ctx: ToolContext | None = None
-        if self.generated and not (self.folder / SYSTEMS[0]).is_dir():
+        if any(w is None for *_, w in self.generated) and not (self.folder / SYSTEMS[0]).is_dir():
             raise RuntimeError(f"the Loghub samples are not at {self.folder}")
 
     def cases(self) -> list[TriageCase]:
-        out = [
-            c for seed, per_kind in self.generated for c in generate(self.folder, seed, per_kind)
-        ]
+        from evals.scorers.logs import systems_in
+
+        out: list[TriageCase] = []
+        for seed, per_kind, where in self.generated:
+            if where is None:
+                out += generate(self.folder, seed, per_kind)
+            else:
+                out += generate(where, seed, per_kind, tuple(systems_in(where)), elsewhere=True)
         if self.alerts:
             from evals.promstack import DEFAULT_RULES, FIRING_ALERTS
 
@@ -187,7 +204,7 @@ class TriageScorer:
     def score(self, case: TriageCase) -> Scored:
         if case.kind == "alert":
             return self._score_alert(case)
-        lines = load(self.folder, case.system)
+        lines = load(Path(case.folder) if case.folder else self.folder, case.system)
         event_of: dict[str, str] = {}
         for line, event in lines:
             event_of.setdefault(line, event)
