@@ -72,11 +72,27 @@ _GRAPH = re.compile(r"\b(?:graph|chart|plot|trend|timeline|over time|sparkline)\
 _CHANGE = re.compile(
     r"\b(?:grow(?:s|ing|n|th)?|grew|increas(?:e[ds]?|ing)|rose|ris(?:e|en|es|ing)"
     r"|climb(?:s|ed|ing)?|chang(?:e[ds]?|ing)|delta|drop(?:s|ped|ping)?|fell"
-    r"|fall(?:s|en|ing)(?! behind)|shr(?:ink|inks|inking|unk|ank)|decreas(?:e[ds]?|ing))\b",
+    r"|fall(?:s|en|ing)(?! behind)|los(?:e|es|ing)|shr(?:ink|inks|inking|unk|ank)"
+    r"|decreas(?:e[ds]?|ing))\b",
     re.I,
 )
 #: How fast a gauge moves: per second ("how fast is lag growing", "growth rate").
 _SPEED = re.compile(r"\bhow fast\b|\bgrowth rate\b|\brate of (?:growth|change)\b", re.I)
+#: A speed per minute, hour or day ("MiB per minute", "bytes an hour").
+_PER_TIME = re.compile(
+    r"\b(?:per|an?|each)\s+(minute|min|hour|hr|day)\b|/(min|h|hr|hour|day)\b", re.I
+)
+#: A speed of loss ("how many bytes is it losing per hour"): the negative of the change.
+_LOSS = re.compile(
+    r"\b(?:los(?:e|es|ing)|shrink(?:s|ing)?|drain(?:s|ing)?|burn(?:s|ing)? through)\b", re.I
+)
+#: How long until a gauge reaches nothing at its current speed ("hours until it's full").
+_UNTIL = re.compile(
+    r"\b(?:until|till|before)\b.{0,30}\b(?:full|fills?|runs? out|empty|exhausted)\b"
+    r"|\btime (?:to|until) (?:full|fill)",
+    re.I,
+)
+_SECONDS_IN = {"minute": 60, "min": 60, "hour": 3600, "hr": 3600, "h": 3600, "day": 86400}
 #: A value ahead of now: "an hour from now", "in 4 hours", "at the current rate".
 _AHEAD = re.compile(
     r"\b(?:(?:in|within)\s+(\d+|an?|one|two|three|four|six|twelve)\s*(hours?|h|minutes?|mins?|days?)"
@@ -156,6 +172,14 @@ def ago_of(question: str) -> tuple[str, bool] | None:
         hours = unit in "hdw"
         offset = f"{count * _SECONDS[unit] // (3600 if hours else 60)}{'h' if hours else 'm'}"
     return offset, bool(_TIMES.search(question))
+
+
+def per_time(question: str) -> int | None:
+    """Seconds of the time unit a speed is asked in ("MiB per minute": 60)."""
+    match = _PER_TIME.search(question)
+    if not match:
+        return None
+    return _SECONDS_IN[(match.group(1) or match.group(2)).lower()]
 
 
 def question_range(question: str) -> str | None:
@@ -312,6 +336,10 @@ class Ask:
     summed: bool = False  # a sum per label value is asked ("by pod", "per node")
     across: bool = False  # one figure across the series ("across both gateways")
     bound: tuple[float, bool] | None = None  # a bound on a share: "less than 10% free"
+    per_time: int | None = None  # seconds of the speed's unit: "per minute" 60
+    loss: bool = False  # a speed of loss: the change's negative
+    until: bool = False  # how long until it runs out at the current speed
+    until_unit: int | None = None  # seconds of the unit that time is asked in ("hours")
     threshold: float | None = None  # seconds of "in under 250ms", "slower than 2s"
     above: bool = False  # the share above the threshold, not under it
 
@@ -351,6 +379,17 @@ def ask_of(question: str) -> Ask:
         summed=(breakdown(question) or ("", ""))[0] in ("per", "by"),
         across=bool(seq & {"across", "both", "anywhere"}),
         bound=share_bound(question),
+        per_time=per_time(question),
+        loss=bool(_LOSS.search(question)),
+        until=bool(_UNTIL.search(question)),
+        until_unit=next(
+            (
+                n
+                for w, n in (("day", 86400), ("hour", 3600), ("minute", 60))
+                if w in question.lower()
+            ),
+            None,
+        ),  # fmt: skip
         threshold=threshold[0] if threshold else None,
         above=bool(threshold and threshold[1]),
     )

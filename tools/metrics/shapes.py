@@ -187,8 +187,13 @@ def gauge_shape(
     if ask.ahead and not ask.change:  # where it will be: extrapolate the last window
         return per_series(ask, f"predict_linear({plain}[{ask.window or '1h'}], {ask.ahead})",
                           group)  # fmt: skip
-    if ask.speed or (ask.rate and ask.change):  # per second, e.g. lag growth
+    if ask.until:  # "hours until it's full": what is left over the speed it goes at
+        left = f"{plain} / -deriv({plain}[{ask.window or '1h'}])"
+        return f"{left} / {ask.until_unit}" if ask.until_unit else left
+    if ask.speed or ((ask.rate or ask.per_time) and ask.change):  # e.g. lag growth per second
         moved = f"deriv({plain}[{ask.window or RATE_WINDOW}])"
+        if ask.per_time or ask.loss:
+            moved = f"{'-' if ask.loss else ''}{ask.per_time or 1} * {moved}"
         if ask.aggregation or group or not matchers:  # all series together unless one is named
             return aggregate(ask.aggregation or "sum", moved, group)
         return moved
