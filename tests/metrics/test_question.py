@@ -20,7 +20,14 @@ from tools.metrics.discovery import (
 from tools.metrics.per_unit import denominator, events_name, per_term
 from tools.metrics.question import grouping, quantile_of, question_range, write_promql
 from tools.metrics.question_values import Matcher, merge_same_label, value_matchers
-from tools.metrics.question_words import ago_of, ask_of, breakdown, threshold_of, top_n
+from tools.metrics.question_words import (
+    ago_of,
+    ask_of,
+    breakdown,
+    per_time,
+    threshold_of,
+    top_n,
+)
 from tools.metrics.shapes import grouped_part, ratio_pair
 from tools.metrics.units import asked_unit
 
@@ -464,3 +471,21 @@ def test_speeds_per_hour_losses_and_time_until_full() -> None:
                  AVAIL, [one]) == f"-3600 * deriv({avail}[30m])"  # fmt: skip
     assert write("how many hours until /data is full if it keeps filling like the last hour?",
                  AVAIL, [one]) == f"{avail} / -deriv({avail}[1h]) / 3600"  # fmt: skip
+
+
+def test_per_minute_counts_percent_increase_and_scales() -> None:
+    post = Matcher("method", "=", "POST", "POST")
+    assert write("payments POST 5xx per minute over the last 15m?", REQUESTS, [post, FIVE_XX]) == (
+        '60 * sum (rate(http_requests_total{method="POST",code=~"5.."}[15m]))'
+    )
+    assert per_time("an hour from now") is None and per_time("MiB per minute") == 60
+    assert write("checkout CPU now vs 1h ago, % increase? both instances together", CPU, [JOB]) == (
+        '100 * ((sum (rate(process_cpu_seconds_total{job="checkout"}[5m]))) / '
+        '(sum (rate(process_cpu_seconds_total{job="checkout"}[5m] offset 1h))) - 1)'
+    )
+    tokens = Family("llm_tokens_generated_total", "counter")
+    assert write("how many tokens in the last hour, total, in millions?", tokens, []) == (
+        "(sum (increase(llm_tokens_generated_total[1h]))) / 1e+06"
+    )
+    assert asked_unit("graph free GiB on worker-2") == ("bytes", 2**30)
+    assert asked_unit("a 512 MiB limit") is None

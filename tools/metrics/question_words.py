@@ -36,7 +36,7 @@ GROUP_WORDS = {
     "endpoint": "handler", "route": "handler",
 }  # fmt: skip
 AGGREGATIONS = {
-    "average": "avg", "avg": "avg", "mean": "avg", "total": "sum", "sum": "sum",
+    "average": "avg", "averaged": "avg", "avg": "avg", "mean": "avg", "total": "sum", "sum": "sum",
     "overall": "sum", "combined": "sum", "summed": "sum", "max": "max", "maximum": "max",
     "highest": "max", "peak": "max", "min": "min", "minimum": "min", "lowest": "min",
 }  # fmt: skip
@@ -72,23 +72,27 @@ _GRAPH = re.compile(r"\b(?:graph|chart|plot|trend|timeline|over time|sparkline)\
 _CHANGE = re.compile(
     r"\b(?:grow(?:s|ing|n|th)?|grew|increas(?:e[ds]?|ing)|rose|ris(?:e|en|es|ing)"
     r"|climb(?:s|ed|ing)?|chang(?:e[ds]?|ing)|delta|drop(?:s|ped|ping)?|fell"
-    r"|fall(?:s|en|ing)(?! behind)|los(?:e|es|ing)|shr(?:ink|inks|inking|unk|ank)"
+    r"|fall(?:s|en|ing)(?! behind)|los(?:e|es|ing)|leak(?:s|ing)?|shr(?:ink|inks|inking|unk|ank)"
     r"|decreas(?:e[ds]?|ing))\b",
     re.I,
 )
 #: How fast a gauge moves: per second ("how fast is lag growing", "growth rate").
-_SPEED = re.compile(r"\bhow fast\b|\bgrowth rate\b|\brate of (?:growth|change)\b", re.I)
+_SPEED = re.compile(r"\bhow fast\b|\bspeed\b|\bgrowth rate\b|\brate of (?:growth|change)\b", re.I)
 #: A speed per minute, hour or day ("MiB per minute", "bytes an hour").
 _PER_TIME = re.compile(
-    r"\b(?:per|an?|each)\s+(minute|min|hour|hr|day)\b|/(min|h|hr|hour|day)\b", re.I
+    r"(?<!in )\b(?:per|each|an?)\s+(minute|min|hour|hr|day)\b(?!\s+(?:from|ago|later))"
+    r"|/(min|h|hr|hour|day)\b",
+    re.I,
 )
+#: An average over time ("averaged over the last 2h"), not across series.
+_TIME_AVERAGE = re.compile(r"\baverag(?:e|ed) over\b", re.I)
 #: A speed of loss ("how many bytes is it losing per hour"): the negative of the change.
 _LOSS = re.compile(
     r"\b(?:los(?:e|es|ing)|shrink(?:s|ing)?|drain(?:s|ing)?|burn(?:s|ing)? through)\b", re.I
 )
 #: How long until a gauge reaches nothing at its current speed ("hours until it's full").
 _UNTIL = re.compile(
-    r"\b(?:until|till|before)\b.{0,30}\b(?:full|fills?|runs? out|empty|exhausted)\b"
+    r"\b(?:until|till|before)\b.{0,60}\b(?:full|fills?|runs? out|empty|exhausted)\b"
     r"|\btime (?:to|until) (?:full|fill)",
     re.I,
 )
@@ -186,9 +190,11 @@ def question_range(question: str) -> str | None:
     """The range the question looks back over ("in the last 2 hours": 2h); a time ahead
     ("within 4h", "in 2 hours from now") is not one."""
     ahead = _AHEAD.search(question)
+    bound = _THRESHOLD.search(question)  # "finish within 4s" is a latency, not a range
+    apart = [m for m in (ahead, bound) if m]
     match = next(
         (m for m in _RANGE.finditer(question)
-         if not ahead or m.end() <= ahead.start() or m.start() >= ahead.end()),
+         if all(m.end() <= a.start() or m.start() >= a.end() for a in apart)),
         None,
     )  # fmt: skip
     if not match:
@@ -258,6 +264,12 @@ def aggregation(question: str) -> str | None:
     for i, word in enumerate(seq):
         if word in ("min", "mins") and i and seq[i - 1].isdigit():
             continue
+        if (
+            word in ("averaged", "average")
+            and seq[i + 1 : i + 2] == ["over"]
+            and any(w in seq for w in ("by", "per", "each"))
+        ):
+            continue  # "cpu by service, averaged over the last 2h": over time, not services
         if word in AGGREGATIONS:
             return AGGREGATIONS[word]
     return None
@@ -340,6 +352,7 @@ class Ask:
     loss: bool = False  # a speed of loss: the change's negative
     until: bool = False  # how long until it runs out at the current speed
     until_unit: int | None = None  # seconds of the unit that time is asked in ("hours")
+    time_average: bool = False  # "averaged over the last 2h": the window is the rate's
     threshold: float | None = None  # seconds of "in under 250ms", "slower than 2s"
     above: bool = False  # the share above the threshold, not under it
 
@@ -358,13 +371,13 @@ def ask_of(question: str) -> Ask:
         and not _PER_SECOND.search(question),
         count=bool(_COUNT.search(question)),
         so_far=bool(_SO_FAR.search(question))
-        or ("total" in seq and question_range(question) is None),  # "total restarts"
+        or (bool(seq & {"total", "totals"}) and question_range(question) is None),
         ranged=question_range(question) is not None,
         which=bool(seq & {"which", "who"}),
         errors=bool(seq & ERROR_WORDS),
         ratio=bool(seq & RATIO_WORDS) or "%" in question,
         percent=bool(seq & PERCENT_WORDS) or "%" in question,
-        free=bool(seq & FREE_WORDS),
+        free=bool(seq & FREE_WORDS) or any("avail" in w for w in seq),
         used=bool(seq & USED_WORDS),
         low=bool(_LOW.search(question)),
         how_full=bool(_HOW_FULL.search(question)),
@@ -377,11 +390,12 @@ def ask_of(question: str) -> Ask:
         ahead=ahead_of(question),
         bottom=bottom_n(question),
         summed=(breakdown(question) or ("", ""))[0] in ("per", "by"),
-        across=bool(seq & {"across", "both", "anywhere"}),
+        across=bool(seq & {"across", "both", "anywhere", "together"}),
         bound=share_bound(question),
         per_time=per_time(question),
         loss=bool(_LOSS.search(question)),
         until=bool(_UNTIL.search(question)),
+        time_average=bool(_TIME_AVERAGE.search(question)),
         until_unit=next(
             (
                 n

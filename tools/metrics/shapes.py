@@ -54,7 +54,8 @@ def short_window(ask: Ask) -> str | None:
     if ask.window and parse_duration(ask.window) <= parse_duration(RECENT_WINDOW):
         return ask.window
     # an average or a share over the window is one figure for all of it
-    return ask.window if ask.aggregation == "avg" or ask.percent or ask.ratio else None
+    averaged = ask.aggregation == "avg" or ask.time_average
+    return ask.window if averaged or ask.percent or ask.ratio else None
 
 
 def aggregate(op: str, inner: str, group: str | None, *extra: str) -> str:
@@ -116,10 +117,11 @@ def counter_shape(
         return f"100 * {num} / {den}" if ask.percent else f"{num} / {den}"
     if name.endswith(("_seconds_total", "_seconds")) and not ask.count:
         return per_series(ask, rate_of(name, matchers, short_window(ask)), group)
-    if ask.rate:
-        return aggregate(
+    if ask.rate or ask.per_time:
+        rated = aggregate(
             ask.aggregation or "sum", rate_of(name, matchers, short_window(ask)), group
         )
+        return f"{ask.per_time} * {rated}" if ask.per_time else rated  # "5xx per minute"
     if ask.count:
         if ask.ranged:
             increase = f"increase({selector(name, matchers)}[{rng}])"
@@ -153,7 +155,7 @@ def per_series(ask: Ask, inner: str, group: str | None) -> str:
     aggregation or a breakdown ("per partition", "by instance", a top N)."""
     if ask.aggregation or (group and (ask.top or not ask.which or ask.summed)):
         return aggregate(ask.aggregation or "sum", inner, group)
-    return inner
+    return aggregate("sum", inner, None) if ask.across and not group else inner
 
 
 def ratio_shape(ask: Ask, pair: tuple[str, str], matchers: list[Matcher]) -> str | None:
@@ -184,7 +186,7 @@ def gauge_shape(
     pair = ratio_pair(family.name, names)
     if pair and (shaped := ratio_shape(ask, pair, matchers)):
         return shaped
-    if ask.ahead and not ask.change:  # where it will be: extrapolate the last window
+    if ask.ahead and not ask.speed:  # where it will be: extrapolate the last window
         return per_series(ask, f"predict_linear({plain}[{ask.window or '1h'}], {ask.ahead})",
                           group)  # fmt: skip
     if ask.until:  # "hours until it's full": what is left over the speed it goes at
@@ -248,7 +250,10 @@ def write_promql(
     if ago := ago_of(question):  # "how many times higher than an hour ago"
         offset, times = ago
         past = with_offset(promql, offset, family)
-        promql = f"({promql}) / ({past})" if times else f"({promql}) - ({past})"
+        if ask.percent:  # "% increase now vs 1h ago"
+            promql = f"100 * (({promql}) / ({past}) - 1)"
+        else:
+            promql = f"({promql}) / ({past})" if times else f"({promql}) - ({past})"
     promql = in_unit(promql, unit_of(family, promql), question)
     if ask.percent and family.name.endswith("_ratio"):  # a ratio gauge "as a %"
         plain = re.fullmatch(r"[\w:]+(\{[^{}]*\})?", promql)

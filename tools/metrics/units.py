@@ -20,9 +20,16 @@ _TIME = {"ms": 1e-3, "msec": 1e-3, "millisecond": 1e-3, "µs": 1e-6, "us": 1e-6,
          "microsecond": 1e-6, "second": 1.0, "sec": 1.0, "minute": 60.0, "min": 60.0}  # fmt: skip
 
 
+#: A size unit named anywhere but after a number ("graph free GiB on ..."; not "512 MiB").
+_SIZE_WORD = re.compile(r"(?<![\d.])(?<![\d.] )\b(kib|mib|gib|tib|kb|mb|gb|tb)\b(?!/)", re.I)
+#: A count asked in thousands or millions.
+_SCALE = re.compile(r"\bin (thousands|millions|billions)\b", re.I)
+_SCALES = {"thousands": 1e3, "millions": 1e6, "billions": 1e9}
+
+
 def asked_unit(question: str) -> tuple[str, float] | None:
     """("seconds" or "bytes", how many of them one asked unit is), for "in ms", "in MiB"."""
-    match = _TARGET.search(question)
+    match = _TARGET.search(question) or _SIZE_WORD.search(question)
     if not match:
         return None
     unit = match.group(1).lower()
@@ -37,6 +44,8 @@ def asked_unit(question: str) -> tuple[str, float] | None:
 def in_unit(promql: str, base: str | None, question: str) -> str:
     """``promql``, whose values are in ``base`` (seconds, bytes or None), in the unit the
     question asks for."""
+    if scale := _SCALE.search(question):  # "how many tokens ..., in millions"
+        return f"({promql}) / {_SCALES[scale.group(1).lower()]:g}"
     asked = asked_unit(question)
     if base is None or asked is None or asked[0] != base or asked[1] == 1.0:
         return promql
