@@ -28,7 +28,7 @@ from tools.metrics.question_words import (
     threshold_of,
     top_n,
 )
-from tools.metrics.shapes import grouped_part, ratio_pair
+from tools.metrics.shapes import grouped_parts, ratio_pair
 from tools.metrics.units import asked_unit
 
 HIST = Family("http_request_duration_seconds", "histogram")
@@ -255,14 +255,16 @@ def test_amounts_in_use_and_totals_with_no_range() -> None:
     )
 
 
-def test_grouped_part_finds_a_sum_by_alone_under_topk_or_before_a_comparison() -> None:
-    assert grouped_part("sum by (pod) (rate(x[5m]))", "pod") == ("", "rate(x[5m])", "")
-    assert grouped_part("topk(3, sum by (pod) (rate(x[5m])))", "pod") == (
-        "topk(3, ", "rate(x[5m])", ")",
-    )  # fmt: skip
-    assert grouped_part("sum by (pod) (x) > 0", "pod") == ("", "x", " > 0")
-    assert grouped_part("sum by (pod) (rate(a[5m])) / sum by (pod) (rate(b[5m]))", "pod") is None
-    assert grouped_part("sum by (job) (x)", "pod") is None
+def test_grouped_parts_find_one_sum_by_or_the_same_now_and_earlier() -> None:
+    assert grouped_parts("sum by (pod) (rate(x[5m]))", "pod") == [(0, 26, "rate(x[5m])")]
+    topk = grouped_parts("topk(3, sum by (pod) (rate(x[5m])))", "pod")
+    assert [inner for *_, inner in topk] == ["rate(x[5m])"]
+    assert [inner for *_, inner in grouped_parts("sum by (pod) (x) > 0", "pod")] == ["x"]
+    assert grouped_parts("sum by (pod) (rate(a[5m])) / sum by (pod) (rate(b[5m]))", "pod") == []
+    then = "(sum by (pod) (x)) - (sum by (pod) (x offset 30m))"
+    assert [inner for *_, inner in grouped_parts(then, "pod")] == ["x", "x offset 30m"]
+    assert grouped_parts("sum by (job) (x)", "pod") == []
+    assert [inner for *_, inner in grouped_parts("sum (x)", None)] == ["x"]
 
 
 def test_a_short_named_window_is_the_rate_window_a_long_one_the_graph_range() -> None:
@@ -489,3 +491,26 @@ def test_per_minute_counts_percent_increase_and_scales() -> None:
     )
     assert asked_unit("graph free GiB on worker-2") == ("bytes", 2**30)
     assert asked_unit("a 512 MiB limit") is None
+
+
+def test_excluded_values_plural_values_each_and_ranked_shares() -> None:
+    index = {"500": {"code": "500"}, "503": {"code": "503"}, "post": {"method": "POST"}}
+    asked = "HTTP 500s per second (just 500, not 503)"
+    assert {str(o[0]) for o in value_matchers(asked, index, set())} == {'code="500"'}
+    assert [str(o[0]) for o in value_matchers("how many POSTs per second", index, set())] == [
+        'method="POST"'
+    ]
+    tokens = Family("llm_tokens_generated_total", "counter")
+    latency = Family("llm_request_latency_seconds", "histogram")
+    catalog = Catalog([tokens, latency])
+    assert per_term("how many tokens does each completion request produce", catalog, tokens) == (
+        "request"
+    )
+    assert write(
+        "which box is running out of room? the one filesystem with the lowest free "
+        "space percentage",
+        AVAIL,
+        [],
+    ) == (  # fmt: skip
+        "bottomk(1, 100 * node_filesystem_avail_bytes / node_filesystem_size_bytes)"
+    )

@@ -20,7 +20,7 @@ def per_term(question: str, catalog: Catalog, family: Family) -> str | None:
     labels = {label for by_label in catalog.labels.values() for label in by_label}
     own = name_terms(family.name)
     for i, word in enumerate(seq):
-        if word != "per":
+        if word not in ("per", "each"):  # "tokens per request", "tokens does each request"
             continue
         for after in seq[i + 1 : i + 1 + PER_SPAN]:
             one = after[:-1] if after.endswith("s") and len(after) > 3 else after

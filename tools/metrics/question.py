@@ -59,7 +59,7 @@ from tools.metrics.shapes import (
     aggregate,
     counter_name,
     counts_events,
-    grouped_part,
+    grouped_parts,
     rate_of,
     selector,
     short_window,
@@ -275,16 +275,21 @@ def ungrouped(lookup: Lookup, promql: str, group: str | None) -> str:
     """``sum by (pod) (x)`` as plain ``x`` when each series of ``x`` already has its own
     pod: the sum adds nothing and would drop the series' other labels ("which pods",
     "for each pod", "top 3 pods": the series themselves are asked for); ``sum (x)`` as
-    ``x`` when ``x`` is one series ("restarts of checkout-7d9f8c6b5-x2k4p")."""
-    parts = grouped_part(promql, group)
-    if parts is None:
+    ``x`` when ``x`` is one series ("restarts of checkout-7d9f8c6b5-x2k4p"). Every such sum
+    in the query is unwrapped (now and an hour ago), or none."""
+    parts = grouped_parts(promql, group)
+    if not parts:
         return promql
-    before, inner, after = parts
-    series = lookup.value(f"count({inner})")
-    groups = lookup.value(f"count(count by ({group}) ({inner}))") if group else 1.0
-    if series is None or series != groups:
-        return promql
-    return f"{before}{inner}{after}"
+    for _, _, inner in parts:
+        series = lookup.value(f"count({inner})")
+        groups = lookup.value(f"count(count by ({group}) ({inner}))") if group else 1.0
+        if series is None or series != groups:
+            return promql
+    out, at = [], 0
+    for start, end, inner in parts:
+        out += [promql[at:start], inner]
+        at = end
+    return "".join([*out, promql[at:]])
 
 
 def is_rare(lookup: Lookup, name: str, matchers: list[Matcher], rng: str) -> bool:

@@ -21,6 +21,7 @@ from tools.metrics.discovery import Family, quote, series_names
 #: where a series comes from, not what it measures.
 LABEL_PREFERENCE = ("job", "service", "app", "namespace", "instance", "pod", "container")
 STATUS_LABELS = ("code", "status", "status_code", "response_code", "http_status")
+NEGATIONS = {"not", "except", "excluding", "without", "minus", "but"}
 _WORD = re.compile(r"/[A-Za-z0-9_.\-/]+|[A-Za-z0-9][A-Za-z0-9_.:\-]*")
 _STATUS_CLASS = re.compile(r"^([1-5])xx$", re.I)
 _STATUS_CODE = re.compile(r"^([1-5]\d\d)s?$")
@@ -85,7 +86,7 @@ def value_matchers(
     Words that are part of the metric's name are not label values here.
     """
     found = numbered_values(question, index)
-    used: set[str] = set()
+    used: set[str] = set(negated(question))  # "500s (not 503)": not a value asked for
     for phrase in phrases(question):
         if phrase in used or any(phrase in u.split("-") or phrase in u.split("_") for u in used):
             continue
@@ -94,6 +95,8 @@ def value_matchers(
             used.add(phrase)
             continue
         labels = index.get(phrase)
+        if not labels and len(phrase) > 3 and phrase.endswith("s"):
+            labels = index.get(phrase[:-1])  # "POSTs", "GETs"
         terms = set(tokenize(phrase))
         if not labels or phrase.isdigit() or not terms:
             continue
@@ -103,6 +106,12 @@ def value_matchers(
         found.append([Matcher(label, "=", labels[label], phrase) for label in order])
         used.add(phrase)
     return found
+
+
+def negated(question: str) -> list[str]:
+    """Words the question excludes: "just 500, not 503", "except search"."""
+    words = words_of(question)
+    return [w for before, w in zip(words, words[1:], strict=False) if before in NEGATIONS]
 
 
 def choose_matchers(

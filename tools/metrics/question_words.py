@@ -77,7 +77,9 @@ _CHANGE = re.compile(
     re.I,
 )
 #: How fast a gauge moves: per second ("how fast is lag growing", "growth rate").
-_SPEED = re.compile(r"\bhow fast\b|\bspeed\b|\bgrowth rate\b|\brate of (?:growth|change)\b", re.I)
+_SPEED = re.compile(
+    r"\bhow fast\b|\bspeed\b|\bderiv\b|\bgrowth rate\b|\brate of (?:growth|change)\b", re.I
+)
 #: A speed per minute, hour or day ("MiB per minute", "bytes an hour").
 _PER_TIME = re.compile(
     r"(?<!in )\b(?:per|each|an?)\s+(minute|min|hour|hr|day)\b(?!\s+(?:from|ago|later))"

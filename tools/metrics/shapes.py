@@ -165,7 +165,7 @@ def ratio_shape(ask: Ask, pair: tuple[str, str], matchers: list[Matcher]) -> str
         limit, above = ask.bound
         of = share if ask.free and not ask.used else f"1 - {share}"
         return f"{of} {'>' if above else '<'} {limit:g}"
-    if ask.low:
+    if ask.low and not (ask.top or ask.bottom):  # "the one with the lowest share" ranks
         return f"{share} < {LOW_SHARE:g}"
     if ask.used and not (ask.percent or ask.ratio or ask.how_full):  # an amount in use
         return f"{whole} - {avail}"
@@ -265,24 +265,25 @@ def write_promql(
     return promql
 
 
-def grouped_part(promql: str, group: str | None) -> tuple[str, str, str] | None:
-    """(before, inner, after) when ``promql`` holds one ``sum by (group) (inner)`` (or avg,
-    max, min): alone, under ``topk``, scaled, compared; None for anything else (a ratio of
-    two aggregations, a quantile's buckets)."""
+def grouped_parts(promql: str, group: str | None) -> list[tuple[int, int, str]]:
+    """(start, end, inner) of each ``sum by (group) (inner)`` of ``promql`` (or avg, max,
+    min; ``sum (inner)`` with no group), when there is one, or two that are the same query
+    now and at an offset; else none (a ratio of two aggregations, a quantile's buckets)."""
     ops = ("sum", "avg", "max", "min") if group else ("sum",)
     heads = [f"{op} by ({group}) (" if group else f"{op} (" for op in ops]
-    head = next((h for h in heads if promql.count(h) == 1), None)
-    if head is None or sum(promql.count(h) for h in heads) != 1:
-        return None
-    start = promql.find(head)
-    before = promql[:start]
-    if "histogram_quantile(" in before:
-        return None
-    depth, i = 1, start + len(head)
-    while i < len(promql) and depth:
-        depth += {"(": 1, ")": -1}.get(promql[i], 0)
-        i += 1
-    if depth:
-        return None
-    inner, after = promql[start + len(head) : i - 1], promql[i:]
-    return before, inner, after
+    found: list[tuple[int, int, str]] = []
+    for head in heads:
+        at = promql.find(head)
+        while at >= 0:
+            depth, i = 1, at + len(head)
+            while i < len(promql) and depth:
+                depth += {"(": 1, ")": -1}.get(promql[i], 0)
+                i += 1
+            if depth or "histogram_quantile(" in promql[:at]:
+                return []
+            found.append((at, i, promql[at + len(head) : i - 1]))
+            at = promql.find(head, i)
+    found.sort()
+    if len(found) == 2 and found[1][2] != found[0][2] and " offset " in found[1][2]:
+        return found if re.sub(r" offset \w+", "", found[1][2]) == found[0][2] else []
+    return found if len(found) == 1 else []
