@@ -56,6 +56,7 @@ from tools.logs.mining import Masker, mask, mask_token
         ("Registering class org.apache.hadoop.mapreduce.v2.app.Foo", "Registering class <*>"),
         ("attempt to connect to api-gw.internal failed", "attempt to connect to <*> failed"),
         ("pypi.org:443 open through proxy", "<*> open through proxy"),
+        ("Email delivery failed to omar.tanaka@gmail.com:", "Email delivery failed to <*>:"),
         # MAC addresses
         ("DHCPDISCOVER from 00:11:43:e3:ba:c3 via eth1", "DHCPDISCOVER from <*> via <*>"),
         # lists of values of any length fold into one mask

@@ -4,13 +4,13 @@ configuration for every source.
 Masking does most of the work. Every whitespace token that holds a variable becomes
 ``<*>``: a token with a digit (numbers, hex, IPs, UUIDs, ids such as ``blk_-123`` or
 ``node-7``, durations such as ``12ms``, versions), a URL, a path, a dotted name (host,
-package, class), a MAC or IPv6 address, the value of ``key=value``, a month or weekday
-name. Brackets, quotes, trailing punctuation and ``key=``/``key:`` prefixes around the
-value are kept (``(HWID=1973),`` becomes ``(HWID=<*>),``). A host name needs no digit:
-two dotted parts or more, or one dot between lower-case words (``api-gw.internal``). Runs
-of masks are then folded into one, with the units and time zones that follow them (``5.2
-KB``, ``Thu Aug 4 15:29:45 PDT 2005``, ``3 4 5 6``), so lists and values of any length give
-one template.
+package, class), an e-mail address, a MAC or IPv6 address, the value of ``key=value``, a
+month or weekday name. Brackets, quotes, trailing punctuation and ``key=``/``key:``
+prefixes around the value are kept (``(HWID=1973),`` becomes ``(HWID=<*>),``). A host name
+needs no digit: two dotted parts or more, or one dot between lower-case words
+(``api-gw.internal``). Runs of masks are then folded into one, with the units and time
+zones that follow them (``5.2 KB``, ``Thu Aug 4 15:29:45 PDT 2005``, ``3 4 5 6``), so lists
+and values of any length give one template.
 
 What is left after masking is nearly all constant text, so Drain clusters with a high
 similarity threshold: a line joins a template only when at least ``SIMILARITY`` of its
@@ -94,6 +94,7 @@ _SHAPE = re.compile(
     | [\w.\-]+(?:/[\w.\-]*){2,}                               # a/b/c path
     | [A-Za-z][\w\-]*(?:\.[\w\-]+){2,}(?:\$[\w\-]+)?(?::\w+)? # host, package.Class$Inner
     | [a-z][a-z0-9\-]+\.[a-z][a-z0-9\-]*[a-z](?::\w+)?           # api-gw.internal, pypi.org:443
+    | [\w.+\-]+@[\w\-]+(?:\.[\w\-]+)+                              # e-mail address
     | [0-9a-fA-F]*::[0-9a-fA-F:]*                             # IPv6 with ::
     | (?:[0-9A-Fa-f]{2}[:-]){3,}[0-9A-Fa-f]{2}                # MAC, hex groups
     | [a-fA-F]{8,}                                            # hex without digits
