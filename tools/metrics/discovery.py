@@ -231,6 +231,16 @@ def catalog_name_terms(catalog: Catalog) -> set[str]:
     return known
 
 
+def label_names(catalog: Catalog) -> frozenset[str]:
+    """Every label name a family of the catalog carries (computed once)."""
+    known = catalog.derived.get("label_names")
+    if known is None:
+        known = catalog.derived["label_names"] = frozenset(
+            label for by_label in catalog.labels.values() for label in by_label
+        )
+    return known
+
+
 def abbreviated(terms: set[str], catalog: Catalog) -> set[str]:
     """Words of metric names that a shortened word of the question starts ("req" →
     request, "tok" → token), for words the names do not carry whole or that are very short

@@ -6,7 +6,7 @@ not this: a time unit is a rate, a word for a label a grouping."""
 from __future__ import annotations
 
 from knowledge.lexical import tokenize
-from tools.metrics.discovery import Catalog, Family, catalog_name_terms, name_terms
+from tools.metrics.discovery import Catalog, Family, catalog_name_terms, label_names, name_terms
 from tools.metrics.question_words import GROUP_WORDS, words
 
 TIME_WORDS = {"second", "sec", "s", "minute", "min", "m", "hour", "hr", "h", "day", "d", "week"}
@@ -17,7 +17,7 @@ PER_SPAN = 3
 def per_term(question: str, catalog: Catalog, family: Family) -> str | None:
     """The stemmed word of another metric's name that the question counts ``family`` per."""
     seq = words(question)
-    labels = {label for by_label in catalog.labels.values() for label in by_label}
+    labels = label_names(catalog)
     own = name_terms(family.name)
     for i, word in enumerate(seq):
         if word not in ("per", "each"):  # "tokens per request", "tokens does each request"

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pydantic import BaseModel, Field
@@ -29,6 +30,7 @@ from tools.metrics.discovery import (
     Catalog,
     Family,
     catalog_for,
+    label_names,
     name_terms,
     names_with,
     rank_families,
@@ -163,30 +165,18 @@ def label_evidence(
 
 
 def accepted(
-    question: str, catalog: Catalog, ranked: list[Candidate], lookup: Lookup,
-    *, shaped: bool = True,
-) -> list[Candidate]:  # fmt: skip
+    question: str, catalog: Catalog, ranked: list[Candidate], lookup: Lookup
+) -> list[Candidate]:
     """Candidates with evidence of their own, best first by score with label and shape
-    evidence added (``shaped``: and of a type the question's shape allows)."""
+    evidence added."""
     options = value_matchers(question, catalog.labels, set())
     evidence = label_evidence(options, catalog.families, lookup)
-    quantile = quantile_of(question) is not None
-    threshold = threshold_of(question) is not None
-    latency = bool(TIME_TAKEN.search(question))
-    ask = ask_of(question)
-    per_second = bool(PER_SECOND.search(question)) and not (ask.speed or ask.change)
+    distribution_asked = quantile_of(question) is not None or threshold_of(question) is not None
     out: list[tuple[float, Candidate]] = []
     for candidate in ranked:
-        kind, name = candidate.family.type, candidate.family.name
-        if shaped and quantile and kind not in ("histogram", "summary"):
-            continue  # a percentile is of a distribution: a counter or gauge has none
-        if shaped and latency and not name.endswith("_seconds"):
-            continue  # a time taken is measured in seconds (not tokens, not CPU time)
-        if shaped and per_second and kind == "gauge":
-            continue  # so many per second is a counter's rate; a gauge's speed is asked so
         label = evidence.get(candidate.family.name, 0.0)
         distribution = candidate.family.type in ("histogram", "summary")
-        shape = SHAPE_BONUS if (quantile or threshold) and distribution else 0
+        shape = SHAPE_BONUS if distribution_asked and distribution else 0
         score = candidate.score + LABEL_WEIGHT * label + shape
         grounded = candidate.name_hit > 0 or candidate.dense >= DENSE_ALONE or label >= SPECIFIC
         if grounded and score >= MIN_SCORE:
@@ -195,9 +185,27 @@ def accepted(
     return [candidate for _, candidate in out]
 
 
+def shape_allows(question: str) -> Callable[[Family], bool]:
+    """Whether a family is of a type the question's shape allows."""
+    quantile = quantile_of(question) is not None
+    latency = bool(TIME_TAKEN.search(question))
+    ask = ask_of(question)
+    per_second = bool(PER_SECOND.search(question)) and not (ask.speed or ask.change)
+
+    def allows(family: Family) -> bool:
+        if quantile and family.type not in ("histogram", "summary"):
+            return False  # a percentile is of a distribution: a counter or gauge has none
+        if latency and not family.name.endswith("_seconds"):
+            return False  # a time taken is measured in seconds (not tokens, not CPU time)
+        # so many per second is a counter's rate; a gauge's speed is asked so
+        return not (per_second and family.type == "gauge")
+
+    return allows
+
+
 def group_for(question: str, catalog: Catalog, family: Family, lookup: Lookup) -> str | None:
     """The label to group by, when the question names one that ``family`` carries."""
-    group = grouping(question, family_labels(catalog))
+    group = grouping(question, label_names(catalog))
     if group is None:
         return None
     tries = STATUS_LABELS if group in STATUS_LABELS else (group,)
@@ -230,7 +238,7 @@ def reading_for(
         num = aggregate("sum", rate_of(name, matchers, window), group)
         den = aggregate("sum", rate_of(events_name(over, names), over_matchers, window), group)
         return Reading(family, f"{num} / {den}", rng, matchers, group, unmatched)
-    asked = breakdown(question, set(family_labels(catalog)))
+    asked = breakdown(question, label_names(catalog))
     over_time = "_over_time(" in promql  # "peak on each instance": the aggregation is in time
     if (
         group
@@ -265,10 +273,6 @@ def covers(question: str, catalog: Catalog, family: Family, rivals: list[Family]
     rival_terms = {t for f in rivals if f.name != family.name for t in name_terms(f.name)}
     missing = set(uncovered(question, catalog, family)) & rival_terms
     return missing <= {per_term(question, catalog, family)}
-
-
-def family_labels(catalog: Catalog) -> set[str]:
-    return {label for by_label in catalog.labels.values() for label in by_label}
 
 
 def ungrouped(lookup: Lookup, promql: str, group: str | None) -> str:
@@ -353,8 +357,10 @@ def read_question(
         if unknown_subjects(question, catalog, embedder.wordpieces):
             return None, closest, catalog  # it names something this Prometheus lacks
         lookup = Lookup(client)
-        candidates = accepted(question, catalog, ranked, lookup)
-        rivals = [c.family for c in accepted(question, catalog, ranked, lookup, shaped=False)]
+        everything = accepted(question, catalog, ranked, lookup)
+        rivals = [c.family for c in everything]
+        allows = shape_allows(question)
+        candidates = [c for c in everything if allows(c.family)]
         good = [
             c for c in candidates[:TRY_CANDIDATES] if covers(question, catalog, c.family, rivals)
         ]  # fmt: skip

@@ -12,6 +12,7 @@ depth", "postgres replication lag"), a rare verb does not ("extrapolate from the
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 from collections.abc import Callable
 
@@ -39,12 +40,12 @@ MIN_CHARS = 4
 TYPO_MIN_CHARS = 5
 TYPO_RATIO = 0.85
 PREFIX_MIN_CHARS = 4
-#: Shorthand of everyday words in chat ("reqs", "msgs/sec", "30 mins").
 #: Words of metric names shorter than this ("up") are not taken for what is asked.
 MIN_SUBJECT_CHARS = 3
 SHAPE_WORDS = {*AGGREGATIONS, *FREE_WORDS, *USED_WORDS, *RATIO_WORDS, *SUPERLATIVES, *LEAST}
 #: How many words either side of a name may hold the word of a metric name it qualifies.
 BESIDE = 2
+#: Shorthand of everyday words in chat ("reqs", "msgs/sec", "30 mins").
 SHORTHAND = {"msg", "req", "sec", "min", "hr", "pct", "avg", "num", "approx", "info"}
 
 
@@ -180,16 +181,13 @@ def how_words(catalog: Catalog) -> set[str]:
 
 def synonyms_of(term: str) -> set[str]:
     """Stemmed words operators use for a stemmed term."""
-    table = (
-        _STEMMED_SYNONYMS
-        or _STEMMED_SYNONYMS.update(
-            (key, set(tokenize(" ".join(values))))
-            for word, values in SYNONYMS.items()
-            for key in tokenize(word)
-        )
-        or _STEMMED_SYNONYMS
-    )
-    return table.get(term, set())
+    return _stemmed_synonyms().get(term, set())
 
 
-_STEMMED_SYNONYMS: dict[str, set[str]] = {}
+@functools.cache
+def _stemmed_synonyms() -> dict[str, set[str]]:
+    return {
+        key: set(tokenize(" ".join(values)))
+        for word, values in SYNONYMS.items()
+        for key in tokenize(word)
+    }

@@ -7,6 +7,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from tools.metrics.durations import UNITS, format_duration
+
 _QUANTILE = re.compile(
     r"\bp(\d{2}(?:\.\d+)?)\b|\b(\d{2}(?:\.\d+)?)(?:st|nd|rd|th)?[ -]?percentile\b|\b(median)\b",
     re.I,
@@ -152,7 +154,6 @@ _AGO = re.compile(
 _COMPARED = re.compile(
     r"\b(?:compared?|comparison|vs\.?|versus|than|relative|against|times)\b", re.I
 )
-_SECONDS = {"h": 3600, "m": 60, "d": 86400, "w": 604800}
 _TIMES = re.compile(
     r"\btimes (?:higher|more|lower|less|bigger|larger|greater)\b|\bratio\b|\bx\b", re.I
 )
@@ -174,9 +175,7 @@ def ago_of(question: str) -> tuple[str, bool] | None:
     else:
         raw = match.group(1).lower()
         count = int(raw) if raw.isdigit() else _NUMBER_WORDS.get(raw, 1)
-        unit = match.group(2).lower()[0]
-        hours = unit in "hdw"
-        offset = f"{count * _SECONDS[unit] // (3600 if hours else 60)}{'h' if hours else 'm'}"
+        offset = format_duration(count * UNITS[match.group(2).lower()[0]])
     return offset, bool(_TIMES.search(question))
 
 
@@ -299,14 +298,13 @@ def bottom_n(question: str) -> int | None:
     return None
 
 
-def window_of(question: str) -> str | None:
+def window_of(question: str, found: str | None) -> str | None:
     """The window a gauge's change, speed or average is taken over ("how much has memory
-    grown in the last 30 min": 30m), when the question names one and is not about a graph
-    (there the window is the graph's range). Under a minute is no window ("in seconds" is
-    a unit)."""
+    grown in the last 30 min": 30m), from the question's range ``found``, when it is not
+    about a graph (there the window is the graph's range). Under a minute is no window ("in
+    seconds" is a unit)."""
     if _GRAPH.search(question):
         return None
-    found = question_range(question)
     return found if found and not found.endswith("s") else None
 
 
@@ -318,7 +316,7 @@ def ahead_of(question: str) -> int | None:
     raw = (match.group(1) or match.group(3)).lower()
     unit = (match.group(2) or match.group(4)).lower()
     count = int(raw) if raw.isdigit() else _NUMBER_WORDS.get(raw, 1)
-    return count * (86400 if unit.startswith("d") else 60 if unit.startswith("m") else 3600)
+    return count * int(UNITS[unit[0]])
 
 
 @dataclass(frozen=True)
@@ -362,6 +360,7 @@ class Ask:
 def ask_of(question: str) -> Ask:
     seq = set(words(question))
     threshold = threshold_of(question)
+    rng = question_range(question)
     return Ask(
         quantile=quantile_of(question),
         aggregation=aggregation(question),
@@ -372,9 +371,8 @@ def ask_of(question: str) -> Ask:
         and bool(seq & (ERROR_WORDS - {"5xx"}))
         and not _PER_SECOND.search(question),
         count=bool(_COUNT.search(question)),
-        so_far=bool(_SO_FAR.search(question))
-        or (bool(seq & {"total", "totals"}) and question_range(question) is None),
-        ranged=question_range(question) is not None,
+        so_far=bool(_SO_FAR.search(question)) or (bool(seq & {"total", "totals"}) and rng is None),
+        ranged=rng is not None,
         which=bool(seq & {"which", "who"}),
         errors=bool(seq & ERROR_WORDS),
         ratio=bool(seq & RATIO_WORDS) or "%" in question,
@@ -386,7 +384,7 @@ def ask_of(question: str) -> Ask:
         latency=bool(seq & LATENCY_WORDS)
         or quantile_of(question) is not None
         or threshold is not None,
-        window=window_of(question),
+        window=window_of(question, rng),
         change=bool(_CHANGE.search(question)),
         speed=bool(_SPEED.search(question)),
         ahead=ahead_of(question),
@@ -399,13 +397,8 @@ def ask_of(question: str) -> Ask:
         until=bool(_UNTIL.search(question)),
         time_average=bool(_TIME_AVERAGE.search(question)),
         until_unit=next(
-            (
-                n
-                for w, n in (("day", 86400), ("hour", 3600), ("minute", 60))
-                if w in question.lower()
-            ),
-            None,
-        ),  # fmt: skip
+            (int(UNITS[w[0]]) for w in ("day", "hour", "minute") if w in question.lower()), None
+        ),
         threshold=threshold[0] if threshold else None,
         above=bool(threshold and threshold[1]),
     )

@@ -23,7 +23,7 @@ from tools.metrics.discovery import Family, series_names
 from tools.metrics.durations import parse_duration
 from tools.metrics.question_values import STATUS_LABELS, Matcher
 from tools.metrics.question_words import Ask, ago_of, ask_of
-from tools.metrics.units import in_unit
+from tools.metrics.units import in_unit, operand
 
 RATE_WINDOW = "5m"
 #: The window of "which pod is crash looping" (now, with no range named).
@@ -84,15 +84,14 @@ def histogram_shape(
     ask: Ask, name: str, matchers: list[Matcher], group: str | None, le: str | None = None
 ) -> str:
     window = short_window(ask)
-    if ask.threshold is not None and le is not None and ask.count and ask.window:
-        bucket = selector(f"{name}_bucket", [*matchers, Matcher("le", "=", le, "")])
-        under = aggregate("sum", f"increase({bucket}[{ask.window}])", group)
-        total = aggregate("sum", f"increase({selector(name + '_count', matchers)}[{ask.window}])",
-                          group)  # fmt: skip
-        return f"{total} - {under}" if ask.above else under  # how many took longer (or not)
-    if ask.threshold is not None and le is not None:  # the share under (or over) it
-        under = aggregate("sum", rate_of(f"{name}_bucket", [*matchers, Matcher("le", "=", le,
-                          "")], window), group)  # fmt: skip
+    if ask.threshold is not None and le is not None:
+        at_le = [*matchers, Matcher("le", "=", le, "")]
+        if ask.count and ask.window:  # how many took longer (or not)
+            bucket, events = selector(name + "_bucket", at_le), selector(name + "_count", matchers)
+            under = aggregate("sum", f"increase({bucket}[{ask.window}])", group)
+            total = aggregate("sum", f"increase({events}[{ask.window}])", group)
+            return f"{total} - {under}" if ask.above else under
+        under = aggregate("sum", rate_of(name + "_bucket", at_le, window), group)  # the share
         share = f"{under} / {aggregate('sum', rate_of(name + '_count', matchers, window), group)}"
         share = f"1 - ({share})" if ask.above else share
         return f"100 * ({share})" if ask.percent else share
@@ -109,18 +108,17 @@ def histogram_shape(
 def counter_shape(
     ask: Ask, name: str, matchers: list[Matcher], group: str | None, rng: str, rare: bool
 ) -> str:
+    window = short_window(ask)
     status = [m for m in matchers if m.label in STATUS_LABELS]
     if status and (ask.ratio or (ask.error_rate and group is None)):
         rest = [m for m in matchers if m.label not in STATUS_LABELS]
-        num = aggregate("sum", rate_of(name, matchers, short_window(ask)), group)
-        den = aggregate("sum", rate_of(name, rest, short_window(ask)), group)
+        num = aggregate("sum", rate_of(name, matchers, window), group)
+        den = aggregate("sum", rate_of(name, rest, window), group)
         return f"100 * {num} / {den}" if ask.percent else f"{num} / {den}"
     if name.endswith(("_seconds_total", "_seconds")) and not ask.count:
-        return per_series(ask, rate_of(name, matchers, short_window(ask)), group)
+        return per_series(ask, rate_of(name, matchers, window), group)
     if ask.rate or ask.per_time:
-        rated = aggregate(
-            ask.aggregation or "sum", rate_of(name, matchers, short_window(ask)), group
-        )
+        rated = aggregate(ask.aggregation or "sum", rate_of(name, matchers, window), group)
         return f"{ask.per_time} * {rated}" if ask.per_time else rated  # "5xx per minute"
     if ask.count:
         if ask.ranged:
@@ -130,15 +128,13 @@ def counter_shape(
             return aggregate("sum", increase, group)
         if ask.so_far:
             return aggregate("sum", selector(name, matchers), group)
-        return aggregate("sum", rate_of(name, matchers, short_window(ask)), group)
+        return aggregate("sum", rate_of(name, matchers, window), group)
     if ask.so_far:
         return aggregate("sum", selector(name, matchers), group)
     if not rare:
-        return aggregate(
-            ask.aggregation or "sum", rate_of(name, matchers, short_window(ask)), group
-        )
-    window = rng if ask.ranged or not ask.which else RECENT_WINDOW
-    events = per_series(ask, f"increase({selector(name, matchers)}[{window}])", group)
+        return aggregate(ask.aggregation or "sum", rate_of(name, matchers, window), group)
+    span = rng if ask.ranged or not ask.which else RECENT_WINDOW
+    events = per_series(ask, f"increase({selector(name, matchers)}[{span}])", group)
     return f"{events} > 0" if ask.which and not ask.top else events
 
 
@@ -256,8 +252,7 @@ def write_promql(
             promql = f"({promql}) / ({past})" if times else f"({promql}) - ({past})"
     promql = in_unit(promql, unit_of(family, promql), question)
     if ask.percent and family.name.endswith("_ratio"):  # a ratio gauge "as a %"
-        plain = re.fullmatch(r"[\w:]+(\{[^{}]*\})?", promql)
-        promql = f"100 * {promql}" if plain else f"100 * ({promql})"
+        promql = f"100 * {operand(promql)}"
     if ask.top and not promql.endswith("> 0") and " < " not in promql:
         return f"topk({ask.top}, {promql})"
     if ask.bottom and not ask.top and not promql.endswith("> 0") and " < " not in promql:

@@ -49,8 +49,12 @@ def in_unit(promql: str, base: str | None, question: str) -> str:
     asked = asked_unit(question)
     if base is None or asked is None or asked[0] != base or asked[1] == 1.0:
         return promql
-    plain = re.fullmatch(r"[A-Za-z_:][\w:]*(\{[^{}]*\})?", promql) is not None
-    inner = promql if plain else f"({promql})"
     if asked[1] < 1:
-        return f"{1 / asked[1]:g} * {inner}"
-    return f"{inner} / {asked[1]:g}"
+        return f"{1 / asked[1]:g} * {operand(promql)}"
+    return f"{operand(promql)} / {asked[1]:g}"
+
+
+def operand(promql: str) -> str:
+    """``promql`` as the operand of a scale: a plain selector as it is, else in brackets."""
+    plain = re.fullmatch(r"[A-Za-z_:][\w:]*(\{[^{}]*\})?", promql) is not None
+    return promql if plain else f"({promql})"
