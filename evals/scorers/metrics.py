@@ -53,12 +53,37 @@ def same_result(got: list[Sample], gold: list[Sample]) -> bool:
     mine = {_key(s.labels): dict(s.points) for s in got}
     for sample in gold:
         points = mine.get(_key(sample.labels))
-        if points is None:
+        if points is None or not _same_points(points, sample.points):
             return False
-        for t, value in sample.points:
-            if t not in points or not _close(points[t], value):
-                return False
     return True
+
+
+def same_answer(got: list[Sample], gold: list[Sample]) -> bool:
+    """The same figures as the gold answer, told apart by the labels the gold keeps: one
+    series each, the same values whatever their labels (``sum (x)`` and the one series
+    ``x{pod="a"}`` give one figure); else each series of ours, cut to the gold's label
+    names, is a different gold series with its values ("memory per instance" as
+    ``sum by (instance) (x)`` or as the series ``x{instance=…, job=…}`` themselves)."""
+    if not gold or len(got) != len(gold):
+        return False
+    if len(gold) == 1:
+        return _same_points(dict(got[0].points), gold[0].points)
+    names = {k for s in gold for k in s.labels if k != "__name__"}
+    mine: dict[tuple[tuple[str, str], ...], dict[float, float]] = {}
+    for sample in got:
+        cut = _key({k: v for k, v in sample.labels.items() if k in names})
+        if cut in mine:
+            return False  # two of ours read as one gold series: not told apart
+        mine[cut] = dict(sample.points)
+    for sample in gold:
+        points = mine.get(_key(sample.labels))
+        if points is None or not _same_points(points, sample.points):
+            return False
+    return True
+
+
+def _same_points(points: dict[float, float], gold: list[tuple[float, float]]) -> bool:
+    return all(t in points and _close(points[t], value) for t, value in gold)
 
 
 def evaluate(client: Prometheus, promql: str, rng: str | None, at: datetime) -> list[Sample]:
@@ -97,15 +122,16 @@ class MetricsScorer:
         )
         output: dict[str, object] = {"promql": reading.promql if reading else None}
         if case.expect is None or reading is None:
-            correct = case.expect is None and reading is None
+            correct = strict = case.expect is None and reading is None
             output["closest"] = closest[:3]
         else:
             try:
                 got = evaluate(self.client, reading.promql, case.range, at)
             except Exception as exc:  # a wrong query is a wrong answer, not a crash
                 got, output["error"] = [], str(exc)[:300]
-            correct = same_result(got, evaluate(self.client, case.expect, case.range, at))
-        scores = {"correct": float(correct)}
+            gold = evaluate(self.client, case.expect, case.range, at)
+            correct, strict = same_answer(got, gold), same_result(got, gold)
+        scores = {"correct": float(correct), "correct_strict": float(strict)}
         scores["answerable_correct" if case.expect else "declined_correctly"] = float(correct)
         return Scored(scores, correct, output)
 
