@@ -14,6 +14,7 @@ CATALOG = Catalog(
         Family("node_memory_MemAvailable_bytes", "gauge", "Memory available."),
         Family("gpu_utilization_ratio", "gauge", "GPU busy share."),
         Family("llm_queue_requests", "gauge", "Requests waiting."),
+        Family("llm_tokens_generated_total", "counter", "Tokens generated."),
         Family("kube_pod_container_status_restarts_total", "counter", "Restarts."),
         Family("scrape_samples_post_metric_relabeling", "gauge", "Samples kept."),
     ],
@@ -24,8 +25,8 @@ CATALOG = Catalog(
 @pytest.mark.parametrize(
     ("question", "unknown"),
     [
-        ("rabbitmq queue depth for the orders queue?", ["rabbitmq"]),
-        ("postgres replication lag", ["postgres"]),
+        ("rabbitmq queue depth for the orders queue?", ["rabbitmq", "orders"]),
+        ("postgres replication lag", ["postgres", "replication"]),
         ("how much GPU memory (VRAM) is in use?", ["VRAM"]),
         ("consumer lag on payments", []),
         ("which pod is crash looping in kubernetes?", []),  # "kube" names kubernetes
@@ -33,6 +34,13 @@ CATALOG = Catalog(
         ("how many reqs are queued rn, in msgs/sec", []),
         # a rare word that qualifies no measured thing is not a name
         ("free memory an hour from now? extrapolate from the last hour", []),
+        # an everyday word the catalog lacks, right before a measured thing, says which one
+        ("how many prompt tokens per second?", ["prompt"]),
+        ("db connection pool utilisation for payments", ["pool"]),
+        ("p99 query latency on payments", ["query"]),
+        # but not a function word, a time unit, an adverb or the question's verb
+        ("graph gpu utilization, every gateway, last hour", []),
+        ("which pods actually restarted in the last 30 minutes", []),
     ],
 )
 def test_names_the_catalog_lacks(question: str, unknown: list[str], embedder: Embedder) -> None:

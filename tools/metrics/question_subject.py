@@ -97,6 +97,45 @@ def stem_of(word: str) -> str:
     return str(Stemmer.Stemmer("english").stemWord(word))
 
 
+SHAPE_STEMS = {stem_of(w) for w in SHAPE_WORDS}
+TIME_STEMS = {"second", "minut", "hour", "day", "week"}
+
+
+@functools.cache
+def _english_stop_words() -> frozenset[str]:
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    return frozenset(ENGLISH_STOP_WORDS)
+
+
+def measured_words(catalog: Catalog) -> set[str]:
+    """Words (and their stems) for what the catalog's metrics measure: the parts of their
+    names and the words operators use for them, but for words of where and how."""
+    cached = catalog.derived.get("measured_words")
+    if cached is None:
+        _, metric_parts = vocabulary(catalog)
+        words = {p for p in metric_parts if len(p) > 2} - how_words(catalog) - SHAPE_STEMS
+        words |= set(SYNONYMS)
+        words |= {stem_of(w) for w in words}
+        cached = catalog.derived["measured_words"] = words - _english_stop_words()
+    return cached
+
+
+def qualifies(word: str, after: str, catalog: Catalog) -> bool:
+    """Whether ``word``, which the catalog does not know, qualifies the measured word right
+    after it: "prompt tokens", "pool utilisation" and "query latency" are about another
+    thing than the tokens, utilisation or latency measured here. Function words, time
+    units, adverbs ("actually") and superlatives ("furthest") qualify nothing."""
+    known, _ = vocabulary(catalog)
+    forms = {word, word.rstrip("s"), stem_of(word)}
+    return (
+        bool({after, after.rstrip("s"), stem_of(after)} & measured_words(catalog))
+        and not forms & (known | SHAPE_STEMS | TIME_STEMS)
+        and word not in _english_stop_words()
+        and not word.endswith(("ly", "est"))
+    )
+
+
 def unknown_subjects(
     question: str, catalog: Catalog, wordpieces: Callable[[str], list[str]]
 ) -> list[str]:
@@ -114,7 +153,11 @@ def unknown_subjects(
             continue  # a name qualifies what is measured ("rabbitmq queue", "redis memory")
         if len(word) < MIN_CHARS or any(ch.isdigit() for ch in word) or word in known:
             continue
-        if common(word, known, wordpieces):
+        # an everyday word is no subject, unless it says which of a measured thing is asked
+        # ("prompt tokens"); a question's first word is its verb ("graph", "plot")
+        after = seq[i + 1].lower() if i + 1 < len(seq) else ""
+        qualifier = i > 0 and qualifies(word, after, catalog)
+        if common(word, known, wordpieces) and not qualifier:
             continue
         if any(p.startswith(word) for p in long_parts):
             continue  # an abbreviation of a name part ("util")
