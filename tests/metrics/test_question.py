@@ -493,10 +493,37 @@ def test_per_minute_counts_percent_increase_and_scales() -> None:
     assert asked_unit("a 512 MiB limit") is None
 
 
+def test_comparatives_the_next_hours_and_a_share_of_a_core() -> None:
+    assert ago_of("how many times worse is checkout's p99 now vs 1h ago?") == ("1h", True)
+    assert ago_of("how many times slower than an hour ago") == ("1h", True)
+    assert write("is any filesystem going to run out of space in the next 4h?", AVAIL, []) == (
+        "predict_linear(node_filesystem_avail_bytes[1h], 14400) < 0"
+    )
+    assert question_range("disk full in the next 4h?") is None
+    assert write("cpu usage % (of one core) per instance", CPU, [], "instance") == (
+        "100 * (sum by (instance) (rate(process_cpu_seconds_total[5m])))"
+    )
+    assert ask_of("by how many messages has the lag gone up since 30 minutes ago").change
+
+
 def test_excluded_values_plural_values_each_and_ranked_shares() -> None:
     index = {"500": {"code": "500"}, "503": {"code": "503"}, "post": {"method": "POST"}}
     asked = "HTTP 500s per second (just 500, not 503)"
-    assert {str(o[0]) for o in value_matchers(asked, index, set())} == {'code="500"'}
+    assert {str(o[0]) for o in value_matchers(asked, index, set())} == {
+        'code="500"', 'code!="503"'
+    }  # fmt: skip
+    # a status class after a negation is left out, contractions too
+    weren_t = value_matchers("share of requests that weren't 5xx", index, set())
+    assert [str(o[0]) for o in weren_t] == ['code!~"5.."']
+    assert write("share of checkout requests that weren't 5xx", REQUESTS, [JOB, weren_t[0][0]]) == (
+        'sum (rate(http_requests_total{job="checkout",code!~"5.."}[5m])) / '
+        'sum (rate(http_requests_total{job="checkout"}[5m]))'
+    )
+    five_hundred, not_503 = Matcher("code", "=", "500", "500"), Matcher("code", "!=", "503", "503")
+    twice = merge_same_label([five_hundred, five_hundred, not_503])
+    assert twice == ([five_hundred, not_503], None)
+    two = merge_same_label([five_hundred, Matcher("code", "=", "502", "502"), not_503])
+    assert [str(m) for m in two[0]] == ['code=~"500|502"', 'code!="503"'] and two[1] == "code"
     assert [str(o[0]) for o in value_matchers("how many POSTs per second", index, set())] == [
         'method="POST"'
     ]

@@ -50,6 +50,8 @@ def test_names_the_catalog_lacks(question: str, unknown: list[str], embedder: Em
 def test_typos_of_catalog_words_are_mended(embedder: Embedder) -> None:
     fixed = spelled("avalable memory on worker-1, consumr lag", CATALOG, embedder.wordpieces)
     assert fixed == "available memory on worker-1, consumer lag"
+    # two neighbouring letters swapped, which the similarity ratio rates low on short words
+    assert spelled("checkout memroy", CATALOG, embedder.wordpieces) == "checkout memory"
 
 
 def test_words_of_what_another_metric_measures_are_uncovered() -> None:

@@ -154,7 +154,7 @@ def label_evidence(
     evidence: dict[str, float] = {}
     what = [alts for alts in options if not any(m.label in LABEL_PREFERENCE for m in alts)]
     for matcher in (m for alternatives in what for m in alternatives):
-        carriers = lookup("{" + str(matcher) + "}")
+        carriers = lookup(matcher.probe)
         having = [f.name for f in families if series_names(f) & carriers]
         if not having:
             continue
@@ -208,7 +208,9 @@ def group_for(question: str, catalog: Catalog, family: Family, lookup: Lookup) -
     group = grouping(question, label_names(catalog))
     if group is None:
         return None
-    tries = STATUS_LABELS if group in STATUS_LABELS else (group,)
+    tries: tuple[str, ...] = STATUS_LABELS if group in STATUS_LABELS else (group,)
+    if group == "pod":  # a service's pods are its instances where it has no pod label
+        tries = ("pod", "instance")
     wanted = series_names(family)
     return next((g for g in tries if wanted & lookup("{" + f'{g}!=""' + "}")), None)
 

@@ -180,10 +180,21 @@ def spelled(question: str, catalog: Catalog, wordpieces: Callable[[str], list[st
         low = word.lower()
         if len(low) < TYPO_MIN_CHARS or low in known or common(low, known, wordpieces):
             return word
+        swapped = transposed(low, known)
         close = difflib.get_close_matches(low, known, n=1, cutoff=TYPO_RATIO)
-        return close[0] if close else word
+        return swapped or (close[0] if close else word)
 
     return _PLAIN_WORD.sub(mend, question)
+
+
+def transposed(word: str, known: set[str]) -> str | None:
+    """The known word ``word`` is with two neighbouring letters swapped ("memroy"), a typo
+    the similarity ratio rates low on short words."""
+    for i in range(len(word) - 1):
+        swapped = word[:i] + word[i + 1] + word[i] + word[i + 2 :]
+        if swapped != word and swapped in known:
+            return swapped
+    return None
 
 
 def uncovered(question: str, catalog: Catalog, family: Family) -> list[str]:

@@ -6,6 +6,7 @@
   on whichever status label exists.
 - A number is a value only when the question ties it to a label's name (``partition 4``).
 - Two values of one label (``500s and 503s``) become one regex matcher (``code=~"500|503"``).
+- A status after a negation is left out (``not 5xx`` → ``code!~"5.."``).
 """
 
 from __future__ import annotations
@@ -30,12 +31,22 @@ _STATUS_CODE = re.compile(r"^([1-5]\d\d)s?$")
 @dataclass(frozen=True)
 class Matcher:
     label: str
-    op: str  # "=" or "=~"
+    op: str  # "=", "=~", or one of them negated: "!=", "!~"
     value: str
     word: str  # the words of the question it came from
 
     def __str__(self) -> str:
         return f"{self.label}{self.op}{quote(self.value)}"
+
+    @property
+    def probe(self) -> str:
+        """A selector of the series the matcher may apply to: a negative matcher alone
+        selects nothing, so the series that carry its label."""
+        inner = f'{self.label}!=""' if self.op.startswith("!") else str(self)
+        return "{" + inner + "}"
+
+    def negated(self) -> Matcher:
+        return Matcher(self.label, "!" + self.op[-1], self.value, f"not {self.word}")
 
 
 def words_of(question: str) -> list[str]:
@@ -87,6 +98,9 @@ def value_matchers(
     """
     found = numbered_values(question, index)
     used: set[str] = set(negated(question))  # "500s (not 503)": not a value asked for
+    for word in used:  # "requests that weren't 5xx": every status but those
+        if status := status_values(word, index):
+            found.append([m.negated() for m in status])
     for phrase in phrases(question):
         if phrase in used or any(phrase in u.split("-") or phrase in u.split("_") for u in used):
             continue
@@ -109,8 +123,8 @@ def value_matchers(
 
 
 def negated(question: str) -> list[str]:
-    """Words the question excludes: "just 500, not 503", "except search"."""
-    words = words_of(question)
+    """Words the question excludes: "just 500, not 503", "except search", "weren't 5xx"."""
+    words = words_of(re.sub(r"n't\b", " not", question, flags=re.I))
     return [w for before, w in zip(words, words[1:], strict=False) if before in NEGATIONS]
 
 
@@ -124,7 +138,7 @@ def choose_matchers(
     unmatched: list[str] = []
     for alternatives in options:
         for matcher in alternatives:
-            if wanted & carriers("{" + str(matcher) + "}"):
+            if wanted & carriers(matcher.probe):
                 chosen.append(matcher)
                 break
         else:
@@ -139,12 +153,17 @@ def merge_same_label(matchers: list[Matcher]) -> tuple[list[Matcher], str | None
         by_label.setdefault(matcher.label, []).append(matcher)
     out: list[Matcher] = []
     group = None
-    for label, same in by_label.items():
-        values = list(dict.fromkeys(m.value for m in same))
-        if len(values) < 2 or any(m.op != "=" for m in same):
-            out.extend(same[:1] if len(values) < 2 else same)
+    for label, named in by_label.items():
+        same: list[Matcher] = []
+        for matcher in named:  # the first of each operator and value
+            if all((m.op, m.value) != (matcher.op, matcher.value) for m in same):
+                same.append(matcher)
+        equal = [m for m in same if m.op == "="]
+        if len(equal) < 2 or any(m.op not in ("=", "!=") for m in same):
+            out.extend(same)
             continue
-        joined = "|".join(re.escape(v) for v in values)
-        out.append(Matcher(label, "=~", joined, ", ".join(m.word for m in same)))
+        joined = "|".join(re.escape(m.value) for m in equal)
+        out.append(Matcher(label, "=~", joined, ", ".join(m.word for m in equal)))
+        out.extend(m for m in same if m.op != "=")  # "500s and 502s, not 503"
         group = label
     return out, group

@@ -75,7 +75,7 @@ _CHANGE = re.compile(
     r"\b(?:grow(?:s|ing|n|th)?|grew|increas(?:e[ds]?|ing)|rose|ris(?:e|en|es|ing)"
     r"|climb(?:s|ed|ing)?|chang(?:e[ds]?|ing)|delta|drop(?:s|ped|ping)?|fell"
     r"|fall(?:s|en|ing)(?! behind)|los(?:e|es|ing)|leak(?:s|ing)?|shr(?:ink|inks|inking|unk|ank)"
-    r"|decreas(?:e[ds]?|ing))\b",
+    r"|decreas(?:e[ds]?|ing)|(?:gone|went|go(?:es|ing)?) (?:up|down))\b",
     re.I,
 )
 #: How fast a gauge moves: per second ("how fast is lag growing", "growth rate").
@@ -103,7 +103,8 @@ _UNTIL = re.compile(
 _SECONDS_IN = {"minute": 60, "min": 60, "hour": 3600, "hr": 3600, "h": 3600, "day": 86400}
 #: A value ahead of now: "an hour from now", "in 4 hours", "at the current rate".
 _AHEAD = re.compile(
-    r"\b(?:(?:in|within)\s+(\d+|an?|one|two|three|four|six|twelve)\s*(hours?|h|minutes?|mins?|days?)"
+    r"\b(?:(?:in|within)\s+(?:the\s+next\s+)?(\d+|an?|one|two|three|four|six|twelve)\s*"
+    r"(hours?|h|minutes?|mins?|days?)"
     r"|(\d+|an?|one|two|three|four|six|twelve)\s*(hours?|h|minutes?|mins?|days?)\s+from now)\b",
     re.I,
 )
@@ -154,9 +155,7 @@ _AGO = re.compile(
 _COMPARED = re.compile(
     r"\b(?:compared?|comparison|vs\.?|versus|than|relative|against|times)\b", re.I
 )
-_TIMES = re.compile(
-    r"\btimes (?:higher|more|lower|less|bigger|larger|greater)\b|\bratio\b|\bx\b", re.I
-)
+_TIMES = re.compile(r"\btimes (?:more|less|worse|better|[a-z]{2,}er)\b|\bratio\b|\bx\b", re.I)
 
 
 def ago_of(question: str) -> tuple[str, bool] | None:

@@ -251,8 +251,10 @@ def write_promql(
         else:
             promql = f"({promql}) / ({past})" if times else f"({promql}) - ({past})"
     promql = in_unit(promql, unit_of(family, promql), question)
-    if ask.percent and family.name.endswith("_ratio"):  # a ratio gauge "as a %"
-        promql = f"100 * {operand(promql)}"
+    seconds = family.name.endswith(("_seconds", "_seconds_total"))
+    busy = family.type == "counter" and seconds and "rate(" in promql
+    if ask.percent and (family.name.endswith("_ratio") or busy and " / " not in promql):
+        promql = f"100 * {operand(promql)}"  # a ratio "as a %"; CPU seconds a second: of a core
     if ask.top and not promql.endswith("> 0") and " < " not in promql:
         return f"topk({ask.top}, {promql})"
     if ask.bottom and not ask.top and not promql.endswith("> 0") and " < " not in promql:
