@@ -59,27 +59,21 @@ def same_result(got: list[Sample], gold: list[Sample]) -> bool:
 
 
 def same_answer(got: list[Sample], gold: list[Sample]) -> bool:
-    """The same figures as the gold answer, told apart by the labels the gold keeps: one
-    series each, the same values whatever their labels (``sum (x)`` and the one series
-    ``x{pod="a"}`` give one figure); else each series of ours, cut to the gold's label
-    names, is a different gold series with its values ("memory per instance" as
-    ``sum by (instance) (x)`` or as the series ``x{instance=…, job=…}`` themselves)."""
+    """The same figures as the gold answer: as many series, told apart one to one by the
+    label names both sides carry, each with the gold's values. One series each is one
+    figure whatever its labels (``sum (x)`` and the one series ``x{pod="a"}``); a
+    breakdown may keep labels the other drops (``sum by (instance) (x)`` and the series
+    ``x{instance=…, job=…}`` themselves)."""
     if not gold or len(got) != len(gold):
         return False
     if len(gold) == 1:
         return _same_points(dict(got[0].points), gold[0].points)
-    names = {k for s in gold for k in s.labels if k != "__name__"}
-    mine: dict[tuple[tuple[str, str], ...], dict[float, float]] = {}
-    for sample in got:
-        cut = _key({k: v for k, v in sample.labels.items() if k in names})
-        if cut in mine:
-            return False  # two of ours read as one gold series: not told apart
-        mine[cut] = dict(sample.points)
-    for sample in gold:
-        points = mine.get(_key(sample.labels))
-        if points is None or not _same_points(points, sample.points):
-            return False
-    return True
+    shared = set.intersection(*({k for k in s.labels if k != "__name__"} for s in got + gold))
+    mine = {_key({k: s.labels[k] for k in shared}): dict(s.points) for s in got}
+    theirs = {_key({k: s.labels[k] for k in shared}): s.points for s in gold}
+    if len(mine) < len(got) or len(theirs) < len(gold) or mine.keys() != theirs.keys():
+        return False  # series the shared labels do not tell apart, or other series
+    return all(_same_points(mine[key], points) for key, points in theirs.items())
 
 
 def _same_points(points: dict[float, float], gold: list[tuple[float, float]]) -> bool:

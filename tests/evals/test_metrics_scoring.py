@@ -1,5 +1,5 @@
-"""Metric answers are scored on their figures: the labels that tell the gold's series apart
-must tell ours apart too; extra labels, or those of a single figure, are not wrong."""
+"""Metric answers are scored on their figures: the label names both sides carry must tell
+the series apart one to one; extra labels, or those of a single figure, are not wrong."""
 
 from __future__ import annotations
 
@@ -28,7 +28,10 @@ def test_series_are_told_apart_by_the_golds_labels() -> None:
     # two of ours that the gold's labels cannot tell apart are not its two series
     assert not same_answer([series(1.0, instance="a", pod="p"), series(1.0, instance="a", pod="q")],
                            [series(1.0, instance="a"), series(1.0, instance="b")])  # fmt: skip
-    # fewer labels than the gold's: the breakdown asked for is missing
+    # the gold's raw series against a breakdown that keeps only the label asked for
+    assert same_answer([series(1.0, instance="a"), series(2.0, instance="b")], raw)
+    # another breakdown (by job) is not told apart by the labels both carry
+    assert not same_answer([series(1.0, job="x"), series(2.0, job="y")], gold)
     assert not same_answer([series(1.0), series(2.0, job="x")], gold)
     assert not same_answer([series(3.0)], gold)
 
