@@ -504,6 +504,17 @@ def test_comparatives_the_next_hours_and_a_share_of_a_core() -> None:
         "100 * (sum by (instance) (rate(process_cpu_seconds_total[5m])))"
     )
     assert ask_of("by how many messages has the lag gone up since 30 minutes ago").change
+    mem = Family("process_resident_memory_bytes", "gauge")
+    # a change since a time ago is now against then; over the last 30 min, the window's delta
+    assert write(
+        "how much has checkout memory grown since 30 min ago? both instances together", mem, [JOB]
+    ) == (  # fmt: skip
+        'sum (process_resident_memory_bytes{job="checkout"}) - '
+        'sum (process_resident_memory_bytes{job="checkout"} offset 30m)'
+    )
+    assert write("how much has checkout memory grown over the last 30 min?", mem, [JOB]) == (
+        'delta(process_resident_memory_bytes{job="checkout"}[30m])'
+    )
 
 
 def test_excluded_values_plural_values_each_and_ranked_shares() -> None:

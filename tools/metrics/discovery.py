@@ -79,6 +79,8 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
     "waiting": ("queue",),
     "queued": ("queue",),
     "cpu": ("cpu", "seconds"),
+    "cores": ("cpu",),
+    "core": ("cpu",),
 }
 #: Words a question uses for a latency quantile ("p99", "p99.9").
 _QUANTILE_WORD = re.compile(r"^p\d{2}(?:\.\d+)?$")

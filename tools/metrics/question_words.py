@@ -152,6 +152,7 @@ _AGO = re.compile(
     r"\s+ago|(yesterday)|(last week))\b",
     re.I,
 )
+_SINCE_AGO = re.compile(r"\bsince\b[^?.,;]{0,30}\bago\b", re.I)
 _COMPARED = re.compile(
     r"\b(?:compared?|comparison|vs\.?|versus|than|relative|against|times)\b", re.I
 )
@@ -350,6 +351,7 @@ class Ask:
     per_time: int | None = None  # seconds of the speed's unit: "per minute" 60
     loss: bool = False  # a speed of loss: the change's negative
     until: bool = False  # how long until it runs out at the current speed
+    since: bool = False  # a change since a time ago ("since 30 min ago"): now against then
     until_unit: int | None = None  # seconds of the unit that time is asked in ("hours")
     time_average: bool = False  # "averaged over the last 2h": the window is the rate's
     threshold: float | None = None  # seconds of "in under 250ms", "slower than 2s"
@@ -394,6 +396,7 @@ def ask_of(question: str) -> Ask:
         per_time=per_time(question),
         loss=bool(_LOSS.search(question)),
         until=bool(_UNTIL.search(question)),
+        since=bool(_SINCE_AGO.search(question)),
         time_average=bool(_TIME_AVERAGE.search(question)),
         until_unit=next(
             (int(UNITS[w[0]]) for w in ("day", "hour", "minute") if w in question.lower()), None

@@ -195,6 +195,9 @@ def gauge_shape(
         if ask.aggregation or group or not matchers:  # all series together unless one is named
             return aggregate(ask.aggregation or "sum", moved, group)
         return moved
+    if ask.change and ask.window and ask.since:  # "grown since 30 min ago": now against then
+        now = per_series(ask, plain, group)
+        return f"{now} - {with_offset(now, ask.window, family)}"
     if ask.change and ask.window:  # how much it moved over the window
         return per_series(ask, f"delta({plain}[{ask.window}])", group)
     if ask.aggregation in ("avg", "max", "min") and ask.window:  # "peak ... in the past hour"
