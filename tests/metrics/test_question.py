@@ -19,7 +19,7 @@ from tools.metrics.discovery import (
 )
 from tools.metrics.per_unit import denominator, events_name, per_term
 from tools.metrics.question import grouping, quantile_of, question_range, write_promql
-from tools.metrics.question_values import Matcher, merge_same_label, value_matchers
+from tools.metrics.question_values import Matcher, absent_values, merge_same_label, value_matchers
 from tools.metrics.question_words import (
     ago_of,
     ask_of,
@@ -491,6 +491,19 @@ def test_per_minute_counts_percent_increase_and_scales() -> None:
     )
     assert asked_unit("graph free GiB on worker-2") == ("bytes", 2**30)
     assert asked_unit("a 512 MiB limit") is None
+
+
+def test_a_sibling_of_label_values_that_none_has_is_absent() -> None:
+    index = {"k8s-worker-1": {"instance": "k8s-worker-1:9100"},
+             "k8s-worker-2": {"instance": "k8s-worker-2:9100"},
+             "worker-1": {"instance": "k8s-worker-1:9100"},
+             "checkout-7d9f8c6b5-x2k4p": {"pod": "checkout-7d9f8c6b5-x2k4p"}}  # fmt: skip
+    assert absent_values("how full is the root disk on k8s-worker-3", index) == ["k8s-worker-3"]
+    assert absent_values("restarts of checkout-7d9f8c6b5-q9z8w?", index) == [
+        "checkout-7d9f8c6b5-q9z8w"
+    ]
+    assert absent_values("memory on k8s-worker-2 and worker-1, p99 in 5m", index) == []
+    assert absent_values("llama-3.1-8b latency", index) == []  # no sibling named
 
 
 def test_comparatives_the_next_hours_and_a_share_of_a_core() -> None:

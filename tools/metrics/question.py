@@ -44,6 +44,7 @@ from tools.metrics.question_values import (
     LABEL_PREFERENCE,
     STATUS_LABELS,
     Matcher,
+    absent_values,
     choose_matchers,
     merge_same_label,
     value_matchers,
@@ -356,7 +357,9 @@ def read_question(
         question = spelled(question, catalog, embedder.wordpieces)
         ranked = rank_families(question, catalog, embedder, k=len(catalog.families))
         closest = [c.family.name for c in ranked[:5]]
-        if unknown_subjects(question, catalog, embedder.wordpieces):
+        if unknown_subjects(question, catalog, embedder.wordpieces) or absent_values(
+            question, catalog.labels
+        ):
             return None, closest, catalog  # it names something this Prometheus lacks
         lookup = Lookup(client)
         everything = accepted(question, catalog, ranked, lookup)
@@ -380,6 +383,7 @@ def answer_question(ctx: ToolContext, question: str, rng: str | None) -> ToolRes
         from knowledge.embedder import get_embedder
 
         unknown = unknown_subjects(question, catalog, get_embedder(ctx.embedding_model).wordpieces)
+        unknown += absent_values(question, catalog.labels)
         about = f" Nothing there is about {', '.join(repr(w) for w in unknown)}." if unknown else ""
         return ToolResult(
             tool="metrics_question",

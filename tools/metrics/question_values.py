@@ -7,6 +7,7 @@
 - A number is a value only when the question ties it to a label's name (``partition 4``).
 - Two values of one label (``500s and 503s``) become one regex matcher (``code=~"500|503"``).
 - A status after a negation is left out (``not 5xx`` → ``code!~"5.."``).
+- A dashed name whose siblings are values but it is not (``k8s-worker-3``) is absent.
 """
 
 from __future__ import annotations
@@ -120,6 +121,20 @@ def value_matchers(
         found.append([Matcher(label, "=", labels[label], phrase) for label in order])
         used.add(phrase)
     return found
+
+
+#: A dashed name ending in a part with a digit: ``k8s-worker-3``, ``checkout-7d9f8c6b5-abcde``.
+_DASHED = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*-[A-Za-z0-9]*\d[A-Za-z0-9]*\b")
+
+
+def absent_values(question: str, index: dict[str, dict[str, str]]) -> list[str]:
+    """Dashed names the question gives that no series has, though their siblings do:
+    ``k8s-worker-3`` where ``k8s-worker-1`` and ``k8s-worker-2`` are label values."""
+    stems = {key.rsplit("-", 1)[0] for key in index if "-" in key}
+    return [
+        word for word in _DASHED.findall(question)
+        if word.lower() not in index and word.lower().rsplit("-", 1)[0] in stems
+    ]  # fmt: skip
 
 
 def negated(question: str) -> list[str]:
