@@ -493,6 +493,15 @@ def test_per_minute_counts_percent_increase_and_scales() -> None:
     assert asked_unit("a 512 MiB limit") is None
 
 
+def test_how_many_pods_counts_the_series_that_did() -> None:
+    assert write("how many pods restarted at least once in the past hour?", RESTARTS, []) == (
+        "count(increase(kube_pod_container_status_restarts_total[1h]) > 0)"
+    )
+    assert write("how many restarts in the past hour?", RESTARTS, []) == (
+        "sum (increase(kube_pod_container_status_restarts_total[1h]))"
+    )
+
+
 def test_a_sibling_of_label_values_that_none_has_is_absent() -> None:
     index = {"k8s-worker-1": {"instance": "k8s-worker-1:9100"},
              "k8s-worker-2": {"instance": "k8s-worker-2:9100"},

@@ -152,6 +152,7 @@ _AGO = re.compile(
     r"\s+ago|(yesterday)|(last week))\b",
     re.I,
 )
+_THINGS = re.compile(r"\bhow many (?:" + "|".join(GROUP_WORDS) + r")s\b", re.I)
 _SINCE_AGO = re.compile(r"\bsince\b[^?.,;]{0,30}\bago\b", re.I)
 _COMPARED = re.compile(
     r"\b(?:compared?|comparison|vs\.?|versus|than|relative|against|times)\b", re.I
@@ -352,6 +353,7 @@ class Ask:
     loss: bool = False  # a speed of loss: the change's negative
     until: bool = False  # how long until it runs out at the current speed
     since: bool = False  # a change since a time ago ("since 30 min ago"): now against then
+    things: bool = False  # how many of the things that have it ("how many pods restarted")
     until_unit: int | None = None  # seconds of the unit that time is asked in ("hours")
     time_average: bool = False  # "averaged over the last 2h": the window is the rate's
     threshold: float | None = None  # seconds of "in under 250ms", "slower than 2s"
@@ -397,6 +399,7 @@ def ask_of(question: str) -> Ask:
         loss=bool(_LOSS.search(question)),
         until=bool(_UNTIL.search(question)),
         since=bool(_SINCE_AGO.search(question)),
+        things=bool(_THINGS.search(question)),
         time_average=bool(_TIME_AVERAGE.search(question)),
         until_unit=next(
             (int(UNITS[w[0]]) for w in ("day", "hour", "minute") if w in question.lower()), None

@@ -125,6 +125,8 @@ def counter_shape(
             increase = f"increase({selector(name, matchers)}[{rng}])"
             if ask.which and not ask.top:  # "which pods restarted, how many times": those
                 return f"{per_series(ask, increase, group)} > 0"
+            if ask.things:  # "how many pods restarted": the series that did, counted
+                return f"count({increase} > 0)"
             return aggregate("sum", increase, group)
         if ask.so_far:
             return aggregate("sum", selector(name, matchers), group)
