@@ -560,6 +560,8 @@ def test_excluded_values_plural_values_each_and_ranked_shares() -> None:
     assert [str(o[0]) for o in value_matchers("how many POSTs per second", index, set())] == [
         'method="POST"'
     ]
+    index["get"] = {"method": "GET"}
+    assert value_matchers("which service gets the least traffic", index, set()) == []  # a verb
     tokens = Family("llm_tokens_generated_total", "counter")
     latency = Family("llm_request_latency_seconds", "histogram")
     catalog = Catalog([tokens, latency])

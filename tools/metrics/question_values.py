@@ -111,7 +111,11 @@ def value_matchers(
             continue
         labels = index.get(phrase)
         if not labels and len(phrase) > 3 and phrase.endswith("s"):
-            labels = index.get(phrase[:-1])  # "POSTs", "GETs"
+            # "POSTs", "GETs": written as the value is, not the verb ("gets the least traffic")
+            plural = index.get(phrase[:-1], {})
+            labels = {
+                k: v for k, v in plural.items() if re.search(rf"\b{re.escape(v)}s\b", question)
+            }
         terms = set(tokenize(phrase))
         if not labels or phrase.isdigit() or not terms:
             continue
