@@ -69,6 +69,11 @@ HISTORY = {
     "heldout-4.yaml, 48 questions, 2026-12 (written beside dev-9 with the same brief)": {
         "blind_first_run": "28/48 (after dev-8; 35/48 scored on the gold's labels)",
     },
+    "held-out split before and after dev-9 (aggregates only; on the gold's labels, strict in "
+    "brackets)": {
+        "before": "135/174 = 0.776 (125/174 = 0.718): 30/36, 34/42, 36/48, 35/48",
+        "after": "150/174 = 0.862 (134/174 = 0.770): 32/36, 37/42, 39/48, 42/48",
+    },
     "scoring": "until 2026-12-01 a case passed only with the gold's label sets exactly "
     "(correct_strict); since, on the gold's labels (correct): the figures above are strict",
 }  # fmt: skip
