@@ -169,6 +169,19 @@ def test_many_different_spans_between_the_same_words_are_one_variable() -> None:
     assert len({p.template_id for p in off}) > 1
 
 
+def test_a_phrase_with_a_variable_word_beside_one_word_is_not_a_span() -> None:
+    users = ["root", "git", "postgres", "ubuntu", "deploy", "admin", "oracle", "nagios"]
+    plain = [f"Failed password for {u} from 10.0.0.{n} port 22 ssh2" for n, u in enumerate(users)]
+    invalid = [f"Failed password for invalid user {u} from 10.0.1.{n} port 22 ssh2"
+               for n, u in enumerate(reversed(users))]  # fmt: skip
+    lines = [line for pair in zip(plain, invalid, strict=True) for line in pair]
+    parsed = list(LogParser(content_only=True).parse_lines(lines))
+    assert len({p.template_id for p in parsed[0::2]}) == 1  # user names: a variable
+    assert len({p.template_id for p in parsed[1::2]}) == 1
+    assert parsed[0].template_id != parsed[1].template_id  # "invalid user <*>" is its own
+    assert parsed[1].template == "Failed password for invalid user <*> from <*> port <*>"
+
+
 def test_spans_of_one_length_are_left_to_the_word_rule() -> None:
     states = ["LOOKING", "LEADING", "FOLLOWING", "OBSERVING"]
     pairs = [(a, b) for a in states for b in states if a != b][:6]

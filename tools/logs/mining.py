@@ -64,7 +64,9 @@ VARIABLE_VALUES: int | None = 8
 #: of tokens), are one template with a variable span there when this many different spans
 #: are seen and the shared words hold at least ``SPAN_CONTEXT`` constant tokens. Spans
 #: that are all as long are left to the word-variable merge above (``VM Paused`` / ``VM
-#: Resumed``, state words in one position each). The shared words are at most
+#: Resumed``, state words in one position each), and so are longer spans that are phrases
+#: recurring with one word changed (``invalid user <*>`` beside bare user names: a
+#: template of its own, see ``_recurring_phrases``). The shared words are at most
 #: ``SPAN_EDGE`` tokens from each end (bounded work per new template). None: off. Chosen
 #: leave-one-system-out over the 8 Loghub systems (the same setting in every fold), each
 #: scored by the worse of messages and raw lines, among the settings that keep log RCA's
@@ -326,7 +328,11 @@ class LogParser:
         span_values = self.span_values
 
         def enough(spans: dict[Any, int]) -> bool:
-            return len(spans) >= span_values and len({len(m) for m in spans}) > 1
+            return (
+                len(spans) >= span_values
+                and len({len(m) for m in spans}) > 1
+                and not _recurring_phrases(list(spans))
+            )
 
         for p in range(min(n - 1, SPAN_EDGE) + 1):
             for s in range(min(n - p - 1, SPAN_EDGE) + 1):
@@ -486,6 +492,25 @@ def _bare(word: str) -> str:
     """A word without the brackets, quotes and punctuation around it (``alice:``, ``(alice)``
     and ``"alice"`` are one value)."""
     return word.strip(_TRAILING + "".join(_PAIRS) + "".join(_CLOSERS)) or word
+
+
+def _recurring_phrases(spans: Sequence[tuple[str, ...]]) -> bool:
+    """Whether every span longer than a word, less the words all spans start and end with,
+    recurs with one word changed (``invalid user nagios`` / ``invalid user test`` beside
+    bare user names): phrases with a variable word, templates of their own, not a span
+    that varies freely (a command line, a user agent)."""
+    head = 0
+    while all(len(s) > head and s[head] == spans[0][head] for s in spans):
+        head += 1
+    tail = 0
+    while all(len(s) > head + tail and s[-1 - tail] == spans[0][-1 - tail] for s in spans):
+        tail += 1
+    inner = [s[head : len(s) - tail] for s in spans]
+    longer = [s for s in inner if len(s) > 1]
+    if len(longer) < 2:
+        return False
+    siblings = Counter((i, s[:i] + s[i + 1 :]) for s in longer for i in range(len(s)))
+    return all(any(siblings[(i, s[:i] + s[i + 1 :])] > 1 for i in range(len(s))) for s in longer)
 
 
 def _common(a: tuple[str, ...], b: tuple[str, ...]) -> tuple[str, ...]:
