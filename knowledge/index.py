@@ -100,7 +100,8 @@ class NoMatch:
 
     A runbook the query names or links always answers. Otherwise the best hit answers when
     its evidence — the cosine similarity of its best section to the query, plus
-    ``coverage_weight`` times the share of the query's terms that section holds — reaches
+    ``coverage_weight`` times the share of the query's words that section holds (words, not
+    the names of pods, hosts or paths an alert carries) — reaches
     ``min_evidence``. Off-topic questions ("renew an AWS IAM access key") reach cosine
     0.3–0.5 with MiniLM on ops runbooks, but share few of their words with the section;
     questions a runbook answers mostly score higher or share its words. Both values are
@@ -118,7 +119,7 @@ class NoMatch:
 
 
 #: The rule the runbook tool applies (``bench/results/retrieval_cv.json``: how it was chosen).
-DEFAULT_NO_MATCH = NoMatch(coverage_weight=0.5, min_evidence=0.58)
+DEFAULT_NO_MATCH = NoMatch(coverage_weight=0.5, min_evidence=0.6)
 
 
 @dataclass
@@ -259,8 +260,11 @@ class RunbookIndex:
             return []
         found = self.candidates(query, context=context, context_weight=context_weight, mode=mode)
         terms = set(found.terms)
-        # A follow-up is asked with its topic: its coverage counts the topic's words too.
-        asked = terms | set(tokenize(context)) if context and context.strip() else terms
+        # Coverage counts the query's words, not the names it carries (pods, hosts, paths:
+        # no runbook holds them); a follow-up is asked with its topic, whose words count too.
+        asked = set(tokenize(plain_words(query))) or terms
+        if context and context.strip():
+            asked |= set(tokenize(context))
         hits: list[SearchHit] = []
         for d, score in self.rank(found, fusion or DEFAULT_FUSION, mode)[:k]:
             lexical = found.lexical.get(d, 0.0)
@@ -438,6 +442,17 @@ class RunbookIndex:
 
     def _chunk_terms(self, chunk_id: int) -> frozenset[str]:
         return _terms(embedding_text(self.chunks[chunk_id]))
+
+
+#: A token that names a thing rather than says a word: it holds a digit or a separator.
+_NAME_LIKE = re.compile(r"[\d_/\-.:=@]")
+
+
+def plain_words(text: str) -> str:
+    """The words of ``text`` without the names it carries (``ml-training``,
+    ``worker-9.prod``, ``monitoring/prometheus-k8s-1``, ``10.0.6.9:9100``)."""
+    words = (w.strip(".,;:()[]{}?!'\"") for w in text.split())
+    return " ".join(w for w in words if w and not _NAME_LIKE.search(w))
 
 
 @lru_cache(maxsize=8192)

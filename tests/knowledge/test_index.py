@@ -13,6 +13,7 @@ from knowledge.index import (
     Mode,
     RunbookIndex,
     build_index,
+    plain_words,
     read_manifest,
 )
 from tests.conftest import SAMPLE_RUNBOOKS
@@ -59,6 +60,19 @@ def test_hits_carry_section_and_snippet(sample_index: Path, embedder: Embedder) 
     assert hit.doc == "kubernetes/PodCrashLooping.md"
     assert hit.section and hit.snippet
     assert hit.heading.startswith(hit.title)
+
+
+def test_coverage_counts_the_words_not_the_names_an_alert_carries(
+    sample_index: Path, embedder: Embedder
+) -> None:
+    alert = "pod billing/inv-0 in ns ml-training (10.0.6.9:9100) keeps crash-looping, restarts: 3"
+    assert plain_words(alert) == "pod in ns keeps restarts"
+    index = RunbookIndex(sample_index, embedder)
+    asked = "pods crash looping, read the previous container logs"
+    names = "checkout-7d9f8c6b5-x2k4p payments/ledger-api-5c7d9f worker-9.prod"
+    bare = index.search(asked, k=1)[0]
+    named = index.search(f"{asked}: {names}", k=1)[0]
+    assert named.doc == bare.doc and named.coverage == bare.coverage
 
 
 def test_unchanged_corpus_is_not_rebuilt_and_a_change_is(
