@@ -41,6 +41,7 @@ CATALOG = Catalog(
         # but not a function word, a time unit, an adverb or the question's verb
         ("graph gpu utilization, every gateway, last hour", []),
         ("which pods actually restarted in the last 30 minutes", []),
+        ("what fraction of requests are failing with server errors?", []),  # a "where" word
     ],
 )
 def test_names_the_catalog_lacks(question: str, unknown: list[str], embedder: Embedder) -> None:

@@ -130,7 +130,7 @@ def qualifies(word: str, after: str, catalog: Catalog) -> bool:
     forms = {word, word.rstrip("s"), stem_of(word)}
     return (
         bool({after, after.rstrip("s"), stem_of(after)} & measured_words(catalog))
-        and not forms & (known | SHAPE_STEMS | TIME_STEMS)
+        and not forms & (known | SHAPE_STEMS | TIME_STEMS | set(GROUP_WORDS))  # not a "where"
         and word not in _english_stop_words()
         and not word.endswith(("ly", "est"))
     )
