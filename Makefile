@@ -25,8 +25,14 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml requirements/lock-runtime.txt
 	$(PIP) install --quiet --no-deps -e .
 	touch $@
 
+# llama-cpp-python (the local-llm extra) is built from source here. A native build
+# (-march=native) on a CPU with AMX segfaults at its first completion in llama.cpp's AMX
+# matmul (ggml-org/llama.cpp#20824); the portable build (AVX2) answers on every x86-64
+# machine. --no-cache-dir keeps pip from reusing a wheel built with other flags.
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 $(VENV)/.installed-dev: $(VENV)/.installed requirements/lock.txt
-	$(PIP) install --quiet --require-hashes -r requirements/lock.txt
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) install --quiet --no-cache-dir --require-hashes \
+		-r requirements/lock.txt
 	touch $@
 
 # Regenerates requirements/lock.txt and lock-runtime.txt from pyproject.toml, keeping the pins
