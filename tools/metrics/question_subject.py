@@ -7,6 +7,9 @@ metric name part (or a distinctive prefix, "kube" for "kubernetes"), help word, 
 label value. A word within a typo of a known word ("latncy") is not a name, and nor is a word that
 stands beside no word of a metric name: a name qualifies what is measured ("rabbitmq queue
 depth", "postgres replication lag"), a rare verb does not ("extrapolate from the last hour").
+An everyday word the catalog does not carry is such a name too when it stands right before
+a measured word and says which of it is asked ("prompt tokens", "db connection pool
+utilisation", "query latency"): the metric here measures another thing.
 """
 
 from __future__ import annotations
