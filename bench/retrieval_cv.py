@@ -55,10 +55,8 @@ def fusion_grid() -> list[Fusion]:
 def no_match_grid() -> list[NoMatch]:
     grid = [DEFAULT_NO_MATCH, NoMatch()]  # the default, no cut
     for weight, cut in itertools.product((0.0, 0.25, 0.5, 1.0),
-                                         [x / 100 for x in range(20, 122, 2)]):  # fmt: skip
-        grid.append(NoMatch(weight, cut))  # similarity and coverage alone
-        for lexical, scale in itertools.product((0.1, 0.2, 0.3, 0.4), (5.0, 10.0, 20.0)):
-            grid.append(NoMatch(weight, cut, lexical, scale))
+                                         [x / 100 for x in range(20, 102, 2)]):  # fmt: skip
+        grid.append(NoMatch(weight, cut))
     return list(dict.fromkeys(grid))
 
 

@@ -101,32 +101,25 @@ class NoMatch:
     A runbook the query names or links always answers. Otherwise the best hit answers when
     its evidence — the cosine similarity of its best section to the query, plus
     ``coverage_weight`` times the share of the query's words that section holds (words, not
-    the names of pods, hosts or paths an alert carries), plus ``lexical_weight`` times the
-    runbook's BM25 score over ``lexical_scale`` (at most 1) — reaches ``min_evidence``.
-    Off-topic questions ("renew an AWS IAM access key") reach cosine 0.3–0.5 with MiniLM on
-    ops runbooks, but share few of their words with the section and score low on BM25;
-    questions a runbook answers mostly score higher or share its words. The values are
-    chosen by cross-validation on on- and off-topic dev questions and alerts over two
-    corpora, 12 and 108 runbooks (``bench.retrieval_cv``).
+    the names of pods, hosts or paths an alert carries) — reaches
+    ``min_evidence``. Off-topic questions ("renew an AWS IAM access key") reach cosine
+    0.3–0.5 with MiniLM on ops runbooks, but share few of their words with the section;
+    questions a runbook answers mostly score higher or share its words. Both values are
+    chosen by cross-validation on on- and off-topic dev questions (``bench.retrieval_cv``).
     """
 
     coverage_weight: float = 0.0
     min_evidence: float = 0.0
-    lexical_weight: float = 0.0
-    lexical_scale: float = 10.0
 
     def evidence(self, hit: SearchHit) -> float:
-        lexical = min(1.0, hit.lexical / self.lexical_scale) if self.lexical_scale > 0 else 0.0
-        return hit.dense + self.coverage_weight * hit.coverage + self.lexical_weight * lexical
+        return hit.dense + self.coverage_weight * hit.coverage
 
     def answers(self, hit: SearchHit) -> bool:
         return hit.exact or self.evidence(hit) >= self.min_evidence
 
 
 #: The rule the runbook tool applies (``bench/results/retrieval_cv.json``: how it was chosen).
-DEFAULT_NO_MATCH = NoMatch(
-    coverage_weight=0.25, min_evidence=0.6, lexical_weight=0.3, lexical_scale=20.0
-)
+DEFAULT_NO_MATCH = NoMatch(coverage_weight=0.5, min_evidence=0.6)
 
 
 @dataclass
@@ -150,8 +143,7 @@ class SearchHit:
     lists: dense, BM25, name overlap) a runbook first for dense and BM25 but not named gets
     about 0.67, one found by a single list about 0.33; with two lists, 1.0 and 0.5. ``dense``
     is the cosine similarity of the best section, ``lexical`` the runbook's BM25 score,
-    ``coverage`` the share of the query's words (stemmed, not stop words, not names such as
-    pods or hosts) the quoted section holds.
+    ``coverage`` the share of the query's (stemmed, non-stop) terms the quoted section holds.
     """
 
     doc: str

@@ -159,17 +159,3 @@ def test_context_steers_a_follow_up_while_the_query_leads(
     assert index.search("and what then?", k=1, context="my pod was OOMKilled")[0].doc == (
         "kubernetes/PodOOMKilled.md"
     )
-
-
-def test_no_match_weighs_similarity_word_coverage_and_bm25() -> None:
-    from knowledge.index import NoMatch, SearchHit
-
-    rule = NoMatch(coverage_weight=0.25, min_evidence=0.6, lexical_weight=0.3, lexical_scale=20)
-    weak = SearchHit("a.md", "A", "A", 0.5, "", "", dense=0.45, coverage=0.2, lexical=2.0)
-    worded = SearchHit("a.md", "A", "A", 0.5, "", "", dense=0.45, coverage=0.2, lexical=12.0)
-    assert not rule.answers(weak)  # 0.45 + 0.05 + 0.03
-    assert rule.answers(worded)  # 0.45 + 0.05 + 0.18: BM25 says the runbook holds its words
-    capped = SearchHit("a.md", "A", "A", 0.5, "", "", dense=0.2, coverage=0.0, lexical=500.0)
-    assert not rule.answers(capped)  # the BM25 part is at most lexical_weight
-    named = SearchHit("a.md", "A", "A", 1.0, "", "", exact=True)
-    assert rule.answers(named)
