@@ -143,7 +143,8 @@ class SearchHit:
     lists: dense, BM25, name overlap) a runbook first for dense and BM25 but not named gets
     about 0.67, one found by a single list about 0.33; with two lists, 1.0 and 0.5. ``dense``
     is the cosine similarity of the best section, ``lexical`` the runbook's BM25 score,
-    ``coverage`` the share of the query's (stemmed, non-stop) terms the quoted section holds.
+    ``coverage`` the share of the query's words (stemmed, not stop words, not names such as
+    pods or hosts) the quoted section holds.
     """
 
     doc: str
