@@ -45,6 +45,7 @@ from tools.metrics.question_values import (
     STATUS_LABELS,
     Matcher,
     absent_values,
+    carrying,
     choose_matchers,
     merge_same_label,
     value_matchers,
@@ -213,7 +214,7 @@ def group_for(question: str, catalog: Catalog, family: Family, lookup: Lookup) -
     if group == "pod":  # a service's pods are its instances where it has no pod label
         tries = ("pod", "instance")
     wanted = series_names(family)
-    return next((g for g in tries if wanted & lookup("{" + f'{g}!=""' + "}")), None)
+    return next((g for g in tries if wanted & lookup(carrying(g))), None)
 
 
 def reading_for(
@@ -345,6 +346,12 @@ def names_one(word: str) -> bool:
     return any(ch.isdigit() or ch in "-.:/_" for ch in word)
 
 
+def lacking(question: str, catalog: Catalog, wordpieces: Callable[[str], list[str]]) -> list[str]:
+    """What the question names that this Prometheus knows nothing about: a word no metric,
+    help or label carries ("rabbitmq"), or a host or pod beside those it has ("k8s-worker-3")."""
+    return unknown_subjects(question, catalog, wordpieces) + absent_values(question, catalog.labels)
+
+
 def read_question(
     ctx: ToolContext, question: str, rng: str
 ) -> tuple[Reading | None, list[str], Catalog]:
@@ -357,9 +364,7 @@ def read_question(
         question = spelled(question, catalog, embedder.wordpieces)
         ranked = rank_families(question, catalog, embedder, k=len(catalog.families))
         closest = [c.family.name for c in ranked[:5]]
-        if unknown_subjects(question, catalog, embedder.wordpieces) or absent_values(
-            question, catalog.labels
-        ):
+        if lacking(question, catalog, embedder.wordpieces):
             return None, closest, catalog  # it names something this Prometheus lacks
         lookup = Lookup(client)
         everything = accepted(question, catalog, ranked, lookup)
@@ -382,8 +387,7 @@ def answer_question(ctx: ToolContext, question: str, rng: str | None) -> ToolRes
     if reading is None:
         from knowledge.embedder import get_embedder
 
-        unknown = unknown_subjects(question, catalog, get_embedder(ctx.embedding_model).wordpieces)
-        unknown += absent_values(question, catalog.labels)
+        unknown = lacking(question, catalog, get_embedder(ctx.embedding_model).wordpieces)
         about = f" Nothing there is about {', '.join(repr(w) for w in unknown)}." if unknown else ""
         return ToolResult(
             tool="metrics_question",

@@ -43,11 +43,15 @@ class Matcher:
     def probe(self) -> str:
         """A selector of the series the matcher may apply to: a negative matcher alone
         selects nothing, so the series that carry its label."""
-        inner = f'{self.label}!=""' if self.op.startswith("!") else str(self)
-        return "{" + inner + "}"
+        return carrying(self.label) if self.op.startswith("!") else "{" + str(self) + "}"
 
     def negated(self) -> Matcher:
         return Matcher(self.label, "!" + self.op[-1], self.value, f"not {self.word}")
+
+
+def carrying(label: str) -> str:
+    """A selector of the series that carry ``label``."""
+    return "{" + f'{label}!=""' + "}"
 
 
 def words_of(question: str) -> list[str]:

@@ -100,7 +100,6 @@ _UNTIL = re.compile(
     r"|\btime (?:to|until) (?:full|fill)",
     re.I,
 )
-_SECONDS_IN = {"minute": 60, "min": 60, "hour": 3600, "hr": 3600, "h": 3600, "day": 86400}
 #: A value ahead of now: "an hour from now", "in 4 hours", "at the current rate".
 _AHEAD = re.compile(
     r"\b(?:(?:in|within)\s+(?:the\s+next\s+)?(\d+|an?|one|two|three|four|six|twelve)\s*"
@@ -176,8 +175,13 @@ def ago_of(question: str) -> tuple[str, bool] | None:
     else:
         raw = match.group(1).lower()
         count = int(raw) if raw.isdigit() else _NUMBER_WORDS.get(raw, 1)
-        offset = format_duration(count * UNITS[match.group(2).lower()[0]])
+        offset = format_duration(count * unit_seconds(match.group(2)))
     return offset, bool(_TIMES.search(question))
+
+
+def unit_seconds(word: str) -> int:
+    """Seconds in a time unit written as a word of a question ("hours", "min", "w")."""
+    return int(UNITS[word.lower()[0]])
 
 
 def per_time(question: str) -> int | None:
@@ -185,7 +189,7 @@ def per_time(question: str) -> int | None:
     match = _PER_TIME.search(question)
     if not match:
         return None
-    return _SECONDS_IN[(match.group(1) or match.group(2)).lower()]
+    return unit_seconds(match.group(1) or match.group(2))
 
 
 def question_range(question: str) -> str | None:
@@ -317,7 +321,7 @@ def ahead_of(question: str) -> int | None:
     raw = (match.group(1) or match.group(3)).lower()
     unit = (match.group(2) or match.group(4)).lower()
     count = int(raw) if raw.isdigit() else _NUMBER_WORDS.get(raw, 1)
-    return count * int(UNITS[unit[0]])
+    return count * unit_seconds(unit)
 
 
 @dataclass(frozen=True)
@@ -402,7 +406,7 @@ def ask_of(question: str) -> Ask:
         things=bool(_THINGS.search(question)),
         time_average=bool(_TIME_AVERAGE.search(question)),
         until_unit=next(
-            (int(UNITS[w[0]]) for w in ("day", "hour", "minute") if w in question.lower()), None
+            (unit_seconds(w) for w in ("day", "hour", "minute") if w in question.lower()), None
         ),
         threshold=threshold[0] if threshold else None,
         above=bool(threshold and threshold[1]),
