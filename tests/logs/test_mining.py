@@ -130,6 +130,19 @@ def test_a_word_with_many_values_at_one_position_is_a_variable_for_the_whole_win
     assert len({p.template_id for p in few}) == 3  # three values are not yet a variable
 
 
+def test_a_new_template_that_a_variable_position_already_covers_joins_it() -> None:
+    users = ["root", "admin", "oracle", "git", "test", "deploy", "ubuntu", "guest"]
+    lines = [f"Invalid user {u} from 10.0.0.{i} port 22" for i, u in enumerate(users)]
+    lines += ["Invalid user oracle1 from 10.0.0.9 port 22"]  # masked by its digit
+    lines += ["Invalid token abc from 10.0.0.9 port 22"]  # a constant word differs
+    parser = LogParser(content_only=True)
+    ids = [p.template_id for p in parser.parse_lines(lines)]
+    assert len(set(ids[:-1])) == 1  # the masked user name too, whichever came first
+    assert ids[-1] != ids[0]
+    reordered = [lines[-2], *lines[:-2]]
+    assert len({p.template_id for p in LogParser(content_only=True).parse_lines(reordered)}) == 1
+
+
 def test_few_words_that_vary_together_at_two_positions_are_one_variable() -> None:
     users = ["deploy", "alice", "bob"]
     lines = [f"session closed for user {u}" for u in users]

@@ -21,7 +21,10 @@ position that takes many words across templates that are otherwise the same
 (``VARIABLE_VALUES``), or fewer words that also vary together at a position of another
 template (``SHARED_VALUES``: user names, HTTP methods), and a span of any length that
 takes many values between the same first and last words (``SPAN_VALUES``); the merged
-templates keep the oldest one's id.
+templates keep the oldest one's id. A template with variables also takes in the templates
+of its length that differ from it only where it is variable, whichever came first (a user
+name masked by its digit beside user names found to be a variable), so a line's template
+does not hang on the order the lines came in.
 """
 
 from __future__ import annotations
@@ -263,6 +266,9 @@ class LogParser:
         self.shared_values = shared_values
         self._word_keys: dict[str, set[tuple[int, int, tuple[str, ...]]]] = {}
         self._values: dict[tuple[int, int, tuple[str, ...]], set[str]] = {}  # of merged keys
+        # length → its templates, and those of them with variables (for ``_covers``)
+        self._lengths: dict[int, set[int]] = defaultdict(set)
+        self._general: dict[int, set[int]] = defaultdict(set)
 
     def canonical(self, template_id: int) -> int:
         """The template a template id stands for now (itself unless it was merged)."""
@@ -364,6 +370,7 @@ class LogParser:
             keep = self._drain.get(root) if root is not None else None
             if keep is not None and len(keep.tokens) == len(tokens):  # not span-merged
                 keep.tokens = (*keep.tokens[:p], _DRAIN_WILDCARD, *keep.tokens[p + 1 :])
+                self._generalised(keep.cluster_id, len(tokens))
 
     def _shared(self, key: tuple[int, int, tuple[str, ...]], word: str) -> int | None:
         """A position with few values is a variable too when its values are another
@@ -404,6 +411,42 @@ class LogParser:
             return root if isinstance(root, int) else None
         return None
 
+    def _is_root(self, cluster_id: int) -> bool:
+        """Whether a template is still kept and merged into none."""
+        return self.canonical(cluster_id) == cluster_id and self._drain.get(cluster_id) is not None
+
+    def _generalised(self, root: int, length: int) -> None:
+        """A template gained a variable: the templates of its length that it now covers
+        (those that differ from it only where it is variable) join it."""
+        general = self._tokens_of(root)
+        same = self._lengths[length]
+        for other in sorted(same):
+            if not self._is_root(other):
+                same.discard(other)
+            elif other != root and _covers(general, self._tokens_of(other)):
+                root = self._join((root, other))  # the older id stands for both
+                general = self._tokens_of(root)
+        self._general[length].add(root)
+
+    def _created(self, cluster: LogCluster) -> None:
+        """A new template joins a template with variables that covers it: the template a
+        line gets does not hang on the order lines came in (``user1`` masked by its digit
+        beside user names found to be a variable)."""
+        tokens = tuple(cluster.tokens)
+        same = self._lengths[len(tokens)]
+        if len(same) >= MAX_CLUSTERS:  # bounded memory: forget dropped and merged ones
+            same = self._lengths[len(tokens)] = {c for c in same if self._is_root(c)}
+        same.add(cluster.cluster_id)
+        if self.canonical(cluster.cluster_id) != cluster.cluster_id:
+            return
+        roots = self._general.get(len(tokens), set())
+        for root in sorted(roots):
+            if not self._is_root(root):
+                roots.discard(root)  # merged or dropped since
+            elif _covers(self._tokens_of(root), tokens):
+                self._join((root, cluster.cluster_id))
+                return
+
     def _cluster(self, message: str) -> LogCluster:
         """The template of a masked message: Drain's, remembered for exact repeats."""
         cluster = self._known.get(message)
@@ -412,8 +455,10 @@ class LogParser:
         cluster, change = self._drain.add(message)
         if change == "cluster_created":
             self._note(cluster)
+            self._created(cluster)
         elif change == "cluster_template_changed":
             root = self.canonical(cluster.cluster_id)
+            self._generalised(root, len(cluster.tokens))
             if root in self._merged:
                 self._merged[root] = _common(self._merged[root], tuple(cluster.tokens))
         if len(self._known) >= MESSAGE_CACHE_SIZE or (
@@ -432,16 +477,22 @@ class LogParser:
         cluster = self._cluster(self._masker.mask(content))
         return raw, content, timestamp, level, cluster.cluster_id
 
-    def _parsed(self, mined: tuple[str, str, datetime | None, str | None, int]) -> ParsedLine:
-        raw, content, timestamp, level, cluster_id = mined
-        template_id = self.canonical(cluster_id)
-        return ParsedLine(raw=raw, content=content, template_id=template_id,
-                          template=self.template_of(template_id), timestamp=timestamp,
-                          level=level)  # fmt: skip
+    def _given_out(
+        self, pending: Sequence[tuple[str, str, datetime | None, str | None, int]]
+    ) -> Iterator[ParsedLine]:
+        """Mined lines with the template ids and texts known now (each text made once)."""
+        shown: dict[int, tuple[int, str]] = {}  # a cluster → its template's id and text
+        for raw, content, timestamp, level, cluster_id in pending:
+            known = shown.get(cluster_id)
+            if known is None:
+                template_id = self.canonical(cluster_id)
+                known = shown[cluster_id] = (template_id, self.template_of(template_id))
+            yield ParsedLine(raw=raw, content=content, template_id=known[0],
+                             template=known[1], timestamp=timestamp, level=level)  # fmt: skip
 
     def parse(self, line: str) -> ParsedLine:
         """One line, its template as known now (see ``parse_lines`` for a stream)."""
-        return self._parsed(self._mine(line))
+        return next(self._given_out([self._mine(line)]))
 
     def parse_lines(self, lines: Iterable[str]) -> Iterator[ParsedLine]:
         """Parse a stream lazily: lines are mined ``window`` at a time and given out with
@@ -452,9 +503,9 @@ class LogParser:
         for line in lines:
             pending.append(self._mine(line))
             if len(pending) >= self.window:
-                yield from map(self._parsed, pending)
-                pending.clear()
-        yield from map(self._parsed, pending)
+                yield from self._given_out(pending)
+                pending = []
+        yield from self._given_out(pending)
 
     def templates(self) -> dict[int, str]:
         """Each template's current text (templates generalise as more lines arrive); a
@@ -485,6 +536,16 @@ def _same_template(
     return all(
         x == y or i in (p, q) or (_bare(x or "") in pool and _bare(y or "") in pool)
         for i, (x, y) in enumerate(zip(full_a, full_b, strict=True))
+    )
+
+
+def _covers(general: Sequence[str], tokens: Sequence[str]) -> bool:
+    """Whether a template holds ``tokens`` as they are, or a variable where they differ
+    (a masked value too), and one constant word at least."""
+    return (
+        len(general) == len(tokens)
+        and any(g != _DRAIN_WILDCARD and MASK not in g for g in general)
+        and all(g in (t, _DRAIN_WILDCARD) for g, t in zip(general, tokens, strict=True))
     )
 
 
