@@ -106,3 +106,16 @@ def test_the_token_cache_is_bounded_and_does_not_change_results() -> None:
     lines = [f"request {i} from host-{i} took {i}ms ok" for i in range(50)]
     assert [masker.mask(line) for line in lines] == [mask(line) for line in lines]
     assert len(masker._cache) <= 3
+
+
+def test_the_values_of_a_key_value_list_are_masked_words_too() -> None:
+    listed = "Plan: Package: KB1, current: Absent, pending: Default, start: Install Pending, limit: Absent"
+    assert mask(listed) == (
+        "Plan: Package: <*>, current: <*>, pending: <*>, start: <*>, limit: <*>"
+    )
+    assert mask("Apply: detect, Disposition = Staged, Kind: EQ, Build: GE, Rank: LT") == (
+        "Apply: detect, Disposition = <*>, Kind: <*>, Build: <*>, Rank: <*>"
+    )
+    few = "Server api is DOWN, reason: Connection timeout, check duration: 2001ms."
+    assert mask(few) == "Server api is DOWN, reason: Connection timeout, check duration: <*>."
+    assert Masker(listed=None).mask(listed).endswith("limit: Absent")
