@@ -37,6 +37,8 @@ from tools.logs.mining import Masker, mask, mask_token
         ('"GET /v2/servers/detail?all_tenants=True HTTP/1.1" status: 200', '"GET <*>" status: <*>'),
         # durations and sizes, glued to their unit or not
         ("took 12ms then 3.5s", "took <*> then <*>"),
+        ("read 5.1 MiB/s, wrote 393 KiB/s at 1.4k op/s", "read <*>, wrote <*> at <*>"),
+        ("SRV _sip._tls.corp.example.com ok", "SRV <*> ok"),
         ("took 19.05 seconds to spawn", "took <*> to spawn"),
         ("estimated size 5.2 KB, free 317.1 MB)", "estimated size <*>, free <*>)"),
         ("wrote 1024 bytes in 64MB blocks", "wrote <*> in <*> blocks"),
@@ -109,7 +111,10 @@ def test_the_token_cache_is_bounded_and_does_not_change_results() -> None:
 
 
 def test_the_values_of_a_key_value_list_are_masked_words_too() -> None:
-    listed = "Plan: Package: KB1, current: Absent, pending: Default, start: Install Pending, limit: Absent"
+    listed = (
+        "Plan: Package: KB1, current: Absent, pending: Default, start: Install Pending, "
+        "limit: Absent"
+    )
     assert mask(listed) == (
         "Plan: Package: <*>, current: <*>, pending: <*>, start: <*>, limit: <*>"
     )

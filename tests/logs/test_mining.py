@@ -143,6 +143,17 @@ def test_a_new_template_that_a_variable_position_already_covers_joins_it() -> No
     assert len({p.template_id for p in LogParser(content_only=True).parse_lines(reordered)}) == 1
 
 
+def test_a_word_shaped_like_an_identifier_joins_the_template_masked_there() -> None:
+    masked = [f"Disconnected computer maven-agent-{i}x2q-7rt" for i in range(5)]
+    words = ["Disconnected computer python-agent-ojlse-cyyyz"]
+    plain = ["Disconnected computer kubernetes"]
+    for lines in (masked + words + plain, words + plain + masked):
+        parsed = list(LogParser(content_only=True).parse_lines(lines))
+        ids = {p.content: p.template_id for p in parsed}
+        assert ids[words[0]] == ids[masked[0]] != ids[plain[0]]
+        assert parsed[0].template == "Disconnected computer <*>"
+
+
 def test_few_words_that_vary_together_at_two_positions_are_one_variable() -> None:
     users = ["deploy", "alice", "bob"]
     lines = [f"session closed for user {u}" for u in users]

@@ -24,7 +24,8 @@ takes many values between the same first and last words (``SPAN_VALUES``); the m
 templates keep the oldest one's id. A template with variables also takes in the templates
 of its length that differ from it only where it is variable, whichever came first (a user
 name masked by its digit beside user names found to be a variable), so a line's template
-does not hang on the order the lines came in.
+does not hang on the order the lines came in; a masked position there covers a word shaped
+like an identifier too (``python-agent-ojlse`` beside names that held a digit).
 """
 
 from __future__ import annotations
@@ -97,7 +98,7 @@ _SHAPE = re.compile(
       [a-zA-Z][a-zA-Z0-9+.\-]*://\S+                          # URL
     | \.{0,2}/\S*                                             # /abs, ./rel, ../rel path
     | [\w.\-]+(?:/[\w.\-]*){2,}                               # a/b/c path
-    | [A-Za-z][\w\-]*(?:\.[\w\-]+){2,}(?:\$[\w\-]+)?(?::\w+)? # host, package.Class$Inner
+    | [A-Za-z_][\w\-]*(?:\.[\w\-]+){2,}(?:\$[\w\-]+)?(?::\w+)? # host, package.Class$Inner
     | [a-z][a-z0-9\-]+\.[a-z][a-z0-9\-]*[a-z](?::\w+)?           # api-gw.internal, pypi.org:443
     | [\w.+\-]+@[\w\-]+(?:\.[\w\-]+)+                              # e-mail address
     | [0-9a-fA-F]*::[0-9a-fA-F:]*                             # IPv6 with ::
@@ -106,6 +107,8 @@ _SHAPE = re.compile(
     """,
     re.VERBOSE,
 )
+#: A word shaped like an identifier: parts joined by ``-`` or ``_`` (``maven-agent-fxmkc``).
+_COMPOUND = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:[_\-][A-Za-z0-9]+)+")
 _HEX_GROUPS = re.compile(r"(?:[0-9A-Fa-f]{2}[:-]){3,}[0-9A-Fa-f]{2}")
 _KEY = re.compile(r"([A-Za-z_][A-Za-z_.\-]*[=:])(.+)")
 _PAIRS = {"(": ")", "[": "]", "{": "}", '"': '"', "'": "'"}
@@ -121,7 +124,8 @@ _UNITS = (
     "B", "KB", "MB", "GB", "TB", "PB", "KiB", "MiB", "GiB", "TiB", "kB", "bytes",
     "ms", "us", "µs", "ns", "s", "sec", "secs", "seconds", "min", "mins", "minutes", "h", "hrs",
     "hours", "UTC", "GMT", "PST", "PDT", "EST", "EDT", "CST", "CDT", "MST", "MDT", "CET", "CEST",
-    "BST", "IST", "JST",
+    "BST", "IST", "JST", "B/s", "KB/s", "MB/s", "GB/s", "KiB/s", "MiB/s", "GiB/s", "kB/s",
+    "op/s", "ops/s",
 )  # fmt: skip
 #: A mask followed by more masks (``, `` or space apart) or by units and zones: one mask.
 _FOLD = re.compile(rf"<\*>(?:[,;]? (?:<\*>|(?:{'|'.join(_UNITS)})(?![\w.\-/])))+")
@@ -289,9 +293,8 @@ class LogParser:
         self.shared_values = shared_values
         self._word_keys: dict[str, set[tuple[int, int, tuple[str, ...]]]] = {}
         self._values: dict[tuple[int, int, tuple[str, ...]], set[str]] = {}  # of merged keys
-        # length → its templates, and those of them with variables (for ``_covers``)
+        # length → its templates (for ``_one_covers``)
         self._lengths: dict[int, set[int]] = defaultdict(set)
-        self._general: dict[int, set[int]] = defaultdict(set)
 
     def canonical(self, template_id: int) -> int:
         """The template a template id stands for now (itself unless it was merged)."""
@@ -440,35 +443,35 @@ class LogParser:
 
     def _generalised(self, root: int, length: int) -> None:
         """A template gained a variable: the templates of its length that it now covers
-        (those that differ from it only where it is variable) join it."""
-        general = self._tokens_of(root)
-        same = self._lengths[length]
-        for other in sorted(same):
-            if not self._is_root(other):
-                same.discard(other)
-            elif other != root and _covers(general, self._tokens_of(other)):
-                root = self._join((root, other))  # the older id stands for both
-                general = self._tokens_of(root)
-        self._general[length].add(root)
+        (see ``_one_covers``) join it."""
+        self._settle(root, length)
 
     def _created(self, cluster: LogCluster) -> None:
-        """A new template joins a template with variables that covers it: the template a
-        line gets does not hang on the order lines came in (``user1`` masked by its digit
-        beside user names found to be a variable)."""
-        tokens = tuple(cluster.tokens)
-        same = self._lengths[len(tokens)]
+        """A new template joins a template of its length that covers it, or takes in those
+        it covers: the template a line gets does not hang on the order the lines came in
+        (``user1`` masked by its digit beside user names found to be a variable)."""
+        length = len(cluster.tokens)
+        same = self._lengths[length]
         if len(same) >= MAX_CLUSTERS:  # bounded memory: forget dropped and merged ones
-            same = self._lengths[len(tokens)] = {c for c in same if self._is_root(c)}
+            same = self._lengths[length] = {c for c in same if self._is_root(c)}
         same.add(cluster.cluster_id)
-        if self.canonical(cluster.cluster_id) != cluster.cluster_id:
-            return
-        roots = self._general.get(len(tokens), set())
-        for root in sorted(roots):
-            if not self._is_root(root):
-                roots.discard(root)  # merged or dropped since
-            elif _covers(self._tokens_of(root), tokens):
-                self._join((root, cluster.cluster_id))
-                return
+        if self.canonical(cluster.cluster_id) == cluster.cluster_id:
+            self._settle(cluster.cluster_id, length)
+
+    def _settle(self, root: int, length: int) -> None:
+        """Join ``root`` and the templates of its length that cover it or that it covers."""
+        mine = self._tokens_of(root)
+        same = self._lengths[length]
+        for other in list(same):
+            if other == root:
+                continue
+            if not self._is_root(other):
+                same.discard(other)  # merged or dropped since
+                continue
+            theirs = self._tokens_of(other)
+            if len(theirs) == len(mine) and _one_covers(mine, theirs):
+                root = self._join((root, other))  # the older id stands for both
+                mine = self._tokens_of(root)
 
     def _cluster(self, message: str) -> LogCluster:
         """The template of a masked message: Drain's, remembered for exact repeats."""
@@ -562,14 +565,26 @@ def _same_template(
     )
 
 
-def _covers(general: Sequence[str], tokens: Sequence[str]) -> bool:
-    """Whether a template holds ``tokens`` as they are, or a variable where they differ
-    (a masked value too), and one constant word at least."""
-    return (
-        len(general) == len(tokens)
-        and any(g != _DRAIN_WILDCARD and MASK not in g for g in general)
-        and all(g in (t, _DRAIN_WILDCARD) for g, t in zip(general, tokens, strict=True))
-    )
+def _one_covers(a: Sequence[str], b: Sequence[str]) -> bool:
+    """Whether one of two templates of a length covers the other: holds its tokens as they
+    are, or a variable where they differ (a word shaped like an identifier, such as
+    ``python-agent-ojlse``, under a position masked in the other), and one constant word
+    at least."""
+    a_covers = b_covers = True
+    constant = False
+    for x, y in zip(a, b, strict=True):
+        if x == y:
+            constant = constant or (x != _DRAIN_WILDCARD and MASK not in x)
+            continue
+        a_covers = a_covers and (
+            x == _DRAIN_WILDCARD or (x == MASK and _COMPOUND.fullmatch(y) is not None)
+        )
+        b_covers = b_covers and (
+            y == _DRAIN_WILDCARD or (y == MASK and _COMPOUND.fullmatch(x) is not None)
+        )
+        if not (a_covers or b_covers):
+            return False
+    return constant
 
 
 def _bare(word: str) -> str:
@@ -603,7 +618,7 @@ def _common(a: tuple[str, ...], b: tuple[str, ...]) -> tuple[str, ...]:
     if not a or not b:
         return a or b
     if len(a) == len(b):
-        return tuple(x if x == y else _DRAIN_WILDCARD for x, y in zip(a, b, strict=True))
+        return tuple(_common_token(x, y) for x, y in zip(a, b, strict=True))
     p = 0
     while p < min(len(a), len(b)) and a[p] == b[p]:
         p += 1
@@ -611,6 +626,17 @@ def _common(a: tuple[str, ...], b: tuple[str, ...]) -> tuple[str, ...]:
     while s < min(len(a), len(b)) - p and a[-1 - s] == b[-1 - s]:
         s += 1
     return (*a[:p], _DRAIN_WILDCARD, *a[len(a) - s :])
+
+
+def _common_token(x: str, y: str) -> str:
+    """What two templates hold at one position: the token they share; the mask when one
+    holds it and the other a word shaped like an identifier (still not any word); else a
+    variable."""
+    if x == y:
+        return x
+    if (x == MASK and _COMPOUND.fullmatch(y)) or (y == MASK and _COMPOUND.fullmatch(x)):
+        return MASK
+    return _DRAIN_WILDCARD
 
 
 def _shown(template: str) -> str:
