@@ -21,8 +21,9 @@ finding-1 rate are left out of the grid. The module's defaults are the Loghub-on
 (the same setting won all 8 folds): the unseen systems the tool is measured on are other
 Loghub systems, and the 20-system choice (a lower similarity, no span merge) costs Loghub
 systems in its folds. Both choices keep the shared-value merge in every fold. The
-``Key: value`` list rule (``mining.LISTED_PAIRS``) is chosen leave-one-system-out over all
-systems, the other settings at their defaults (``listed_pairs``). The
+``Key: value`` list rule (``mining.LISTED_PAIRS``) and the keyword rule (``mining.CAPITALS``)
+are chosen leave-one-system-out over all systems, the other settings at their defaults
+(``listed_pairs``, ``capitals``). The
 masking rules are not
 all parameters: most were written while reading errors on the Loghub lines, so neither
 figure measures them on unseen systems (measured outside the project on 8 other Loghub
@@ -146,7 +147,10 @@ def leave_one_system_out(data: dict[str, tuple[list[str], list[str], list[str]]]
         "before_this_change": {  # no shared-values merge
             s: round(accuracy((*DEFAULT_SETTING[:5], None), i), 4) for i, s in enumerate(systems)
         },
-        "listed_pairs": listed_pairs(everything),
+        "listed_pairs": rule_choice(
+            everything, "listed_pairs", [mining.LISTED_PAIRS, None, 2, 3, 4, 6]
+        ),
+        "capitals": rule_choice(everything, "capitals", [mining.CAPITALS, not mining.CAPITALS]),
         "loghub_only": {
             **loghub_only.summary(settings_of),
             "held_out_per_system": {
@@ -158,21 +162,22 @@ def leave_one_system_out(data: dict[str, tuple[list[str], list[str], list[str]]]
     }
 
 
-def listed_pairs(everything: dict[str, tuple[list[str], list[str], list[str]]]) -> dict[str, Any]:
-    """The ``Key: value`` list rule (``mining.LISTED_PAIRS``: how many pairs make a list,
-    or off) chosen leave-one-system-out over all systems, the other settings at their
-    defaults; per system, the worse of messages and raw lines."""
+def rule_choice(
+    everything: dict[str, tuple[list[str], list[str], list[str]]], name: str, choices: list[Any]
+) -> dict[str, Any]:
+    """A rule's setting (``LogParser(name=...)``, the module's default first) chosen
+    leave-one-system-out over all systems, the other settings at their defaults; per
+    system, the worse of messages and raw lines. Systems the choice moves are listed."""
     from evals.cv import cross_validate
 
     systems = list(everything)
-    choices: list[int | None] = [mining.LISTED_PAIRS, None, 2, 3, 4, 6]
     choices = list(dict.fromkeys(choices))
 
     @functools.cache
-    def accuracy(pairs: int | None, i: int) -> float:
+    def accuracy(choice: Any, i: int) -> float:
         raw, content, events = everything[systems[i]]
         return min(
-            grouping_accuracy(template_ids(lines, content_only=only, listed_pairs=pairs), events)
+            grouping_accuracy(template_ids(lines, content_only=only, **{name: choice}), events)
             for lines, only in ((content, True), (raw, False))
         )
 

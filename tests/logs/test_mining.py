@@ -154,6 +154,18 @@ def test_a_word_shaped_like_an_identifier_joins_the_template_masked_there() -> N
         assert parsed[0].template == "Disconnected computer <*>"
 
 
+def test_words_in_capitals_are_keywords_and_stay_constant() -> None:
+    types = ["A", "AAAA", "PTR", "MX", "TXT", "SRV", "NS", "SOA", "HTTPS", "CNAME"]
+    lines = [f"query: example.org IN {t} +E(0)K (10.0.0.53)" for t in types]
+    lines += ["query: example.org IN A + (10.0.0.53)"]  # flags empty: '+' under the mask
+    parsed = list(LogParser(content_only=True).parse_lines(lines))
+    ids = [p.template_id for p in parsed]
+    assert len(set(ids[: len(types)])) == len(types)
+    assert ids[-1] == ids[0]
+    merged = LogParser(content_only=True, capitals=False).parse_lines(lines[: len(types)])
+    assert len({p.template_id for p in merged}) == 1
+
+
 def test_few_words_that_vary_together_at_two_positions_are_one_variable() -> None:
     users = ["deploy", "alice", "bob"]
     lines = [f"session closed for user {u}" for u in users]
