@@ -39,6 +39,9 @@ from tools.logs.mining import Masker, mask, mask_token
         ("took 12ms then 3.5s", "took <*> then <*>"),
         ("read 5.1 MiB/s, wrote 393 KiB/s at 1.4k op/s", "read <*>, wrote <*> at <*>"),
         ("SRV _sip._tls.corp.example.com ok", "SRV <*> ok"),
+        # one slash between identifiers with a dot or hyphen; not units or components
+        ("push to acme/payments-api and wpad.example.com/A", "push to <*> and <*>"),
+        ("5 MiB/s read/write sched/backfill: TCP/IP", "<*> read/write sched/backfill: TCP/IP"),
         ("took 19.05 seconds to spawn", "took <*> to spawn"),
         ("estimated size 5.2 KB, free 317.1 MB)", "estimated size <*>, free <*>)"),
         ("wrote 1024 bytes in 64MB blocks", "wrote <*> in <*> blocks"),

@@ -104,6 +104,7 @@ _SHAPE = re.compile(
       [a-zA-Z][a-zA-Z0-9+.\-]*://\S+                          # URL
     | \.{0,2}/\S*                                             # /abs, ./rel, ../rel path
     | [\w.\-]+(?:/[\w.\-]*){2,}                               # a/b/c path
+    | (?=.*[.\-])[A-Za-z][\w.\-]*/[\w.\-]*\w                     # acme/web-api, host.org/A
     | [A-Za-z_][\w\-]*(?:\.[\w\-]+){2,}(?:\$[\w\-]+)?(?::\w+)? # host, package.Class$Inner
     | [a-z][a-z0-9\-]+\.[a-z][a-z0-9\-]*[a-z](?::\w+)?           # api-gw.internal, pypi.org:443
     | [\w.+\-]+@[\w\-]+(?:\.[\w\-]+)+                              # e-mail address
