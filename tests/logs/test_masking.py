@@ -104,6 +104,8 @@ def test_token_masking_keeps_what_encloses_the_value() -> None:
     assert mask_token("'/etc/hosts'") == "'<*>'"
     assert mask_token("[line=15]") == "[line=<*>]"
     assert mask_token("word,") == "word,"
+    # a value in brackets of its own keeps them: one form for every value of the key
+    assert mask_token("(cipher=(none),") == mask_token("(cipher=AES128-SHA,") == "(cipher=<*>,"
 
 
 def test_the_token_cache_is_bounded_and_does_not_change_results() -> None:

@@ -200,23 +200,26 @@ def mask_token(token: str) -> str:
     stripped = core.rstrip(_TRAILING)
     trail, core = core[len(stripped) :], stripped
     for opener in reversed(lead):  # closers matching the leading openers
-        if not core or core[-1] != _PAIRS[opener]:
-            break
+        close = _PAIRS[opener]
+        if not core or core[-1] != close or _balanced(core, opener, close):
+            break  # none, or the core's own: (cipher=(none)),
         trail, core = core[-1] + trail, core[:-1]
     while core and core[-1] in _CLOSERS:  # a closer the core does not open
         close, opener = core[-1], _CLOSERS[core[-1]]
-        balanced = (
-            core.count(opener) % 2 == 0
-            if opener == close
-            else core.count(opener) >= core.count(close)
-        )
-        if balanced:
+        if _balanced(core, opener, close):
             break
         trail, core = close + trail, core[:-1]
     if not core:
         return token
     masked = _mask_core(core)
     return token if masked == core else lead + masked + trail
+
+
+def _balanced(core: str, opener: str, close: str) -> bool:
+    """Whether ``core``, ending with ``close``, opens it too (``(none)``, ``"a"``)."""
+    if opener == close:
+        return core.count(opener) % 2 == 0
+    return core.count(opener) >= core.count(close)
 
 
 class Masker:
