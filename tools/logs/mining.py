@@ -33,9 +33,8 @@ from __future__ import annotations
 import re
 from collections import Counter, defaultdict
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from tools.logs.drain import Drain, LogCluster
 from tools.logs.headers import MONTHS, split_header
@@ -234,6 +233,8 @@ class Masker:
         self.quoted, self.listed = quoted, listed
 
     def _miss(self, token: str) -> str:
+        if token.isdecimal():
+            return MASK  # most new tokens are numbers: not worth remembering
         masked = mask_token(token)
         if len(self._cache) >= self._cache_size:
             self._cache.clear()
@@ -255,8 +256,7 @@ def mask(text: str) -> str:
     return Masker(cache_size=0).mask(text)
 
 
-@dataclass(frozen=True)
-class ParsedLine:
+class ParsedLine(NamedTuple):
     raw: str  # the input line (without trailing newline)
     content: str  # the message after the header was stripped
     template_id: int
