@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from evals import runner
 from evals.runner import RunOptions, run_suite
@@ -38,7 +39,9 @@ def test_systems_are_scored_on_messages_and_raw_lines(
 ) -> None:
     root = tmp_path / "suites" / "logs"
     root.mkdir(parents=True)
-    (root / "suite.yaml").write_text((SUITES / "logs" / "suite.yaml").read_text())
+    config = yaml.safe_load((SUITES / "logs" / "suite.yaml").read_text())
+    config["splits"]["heldout"] = {"cases": "heldout"}  # the suite's metrics, these systems
+    (root / "suite.yaml").write_text(yaml.safe_dump(config))
     write_system(root / "heldout", "Alpha", 30)
     write_system(root / "heldout", "Beta", 30, broken=True)
     monkeypatch.setattr(runner, "load_suite", lambda name: load_suite(name, root.parent))
