@@ -205,6 +205,16 @@ def test_many_different_spans_between_the_same_words_are_one_variable() -> None:
     assert len({p.template_id for p in off}) > 1
 
 
+def test_messages_that_only_end_alike_are_not_one_span() -> None:
+    kinds = [
+        "read-only range request", "request", "txn compare put", "lease revoke",
+        "watch create", "compaction of revision", "snapshot send", "defrag of member",
+    ]  # fmt: skip
+    lines = [f"{kind} for key alpha took too long (12ms) to execute" for kind in kinds]
+    ids = {p.template_id for p in LogParser(content_only=True).parse_lines(lines)}
+    assert len(ids) == len(kinds)
+
+
 def test_a_phrase_with_a_variable_word_beside_one_word_is_not_a_span() -> None:
     users = ["root", "git", "postgres", "ubuntu", "deploy", "admin", "oracle", "nagios"]
     plain = [f"Failed password for {u} from 10.0.0.{n} port 22 ssh2" for n, u in enumerate(users)]
