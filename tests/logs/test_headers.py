@@ -95,6 +95,12 @@ def test_message_timestamp_and_level_match_the_structured_csv(system: str) -> No
             datetime(1900, 12, 10, 9, 0, 0, 123000),
             "ERROR",
         ),
+        (  # capnslog (etcd): one-letter level, notice among them, then '|'
+            "2024-03-05 06:11:37.502113 N | compactor: Finished auto-compaction",
+            "compactor: Finished auto-compaction",
+            datetime(2024, 3, 5, 6, 11, 37, 502113),
+            "INFO",
+        ),
         (  # epoch seconds, then a bracketed level
             "1700000000 [debug] cache warmed",
             "cache warmed",

@@ -31,7 +31,10 @@ LEVELS = {
     "CRIT": "FATAL", "FATAL": "FATAL", "ALERT": "FATAL", "EMERG": "FATAL", "PANIC": "FATAL",
 }  # fmt: skip
 #: One-letter levels (glog ``I0605``, logcat ``... 123 I Tag:``), only right after a time.
-SHORT_LEVELS = {"V": "TRACE", "D": "DEBUG", "I": "INFO", "W": "WARN", "E": "ERROR", "F": "FATAL"}
+SHORT_LEVELS = {
+    "V": "TRACE", "T": "TRACE", "D": "DEBUG", "I": "INFO", "N": "INFO", "W": "WARN", "E": "ERROR",
+    "C": "FATAL", "F": "FATAL",
+}  # fmt: skip
 #: A level word farther than this many tokens from the start is part of the message.
 MAX_HEADER_TOKENS = 12
 #: A timestamp this close to the start ends a header even after plain words (``id host
