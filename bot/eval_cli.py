@@ -133,6 +133,13 @@ def eval_run(
     if split not in ("dev", "heldout"):
         raise typer.BadParameter("dev or heldout", param_hint="--split")
     store = _store()
+    if baseline is not None:
+        base = store.get(baseline)
+        if base is None or suite not in (base.suite, "all"):
+            why = (f"there is no eval run #{baseline}" if base is None
+                   else f"run #{baseline} is of the {base.suite} suite, not of {suite}")  # fmt: skip
+            typer.echo(f"error: {why} to compare with", err=True)
+            raise typer.Exit(2)
     try:
         names = [s.name for s in list_suites()] if suite == "all" else [suite]
         options = RunOptions(split=split, repeat=repeat, baseline=baseline,  # type: ignore[arg-type]

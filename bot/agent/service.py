@@ -124,6 +124,11 @@ class Agent:
             "notes": [],
         }
 
+    async def paused(self, thread_id: str) -> dict[str, Any] | None:
+        """What a paused thread waits for (its interrupt's value), or None."""
+        snapshot = await self.graph.aget_state(self._config(thread_id))
+        return snapshot.interrupts[0].value if snapshot.interrupts else None
+
     async def resume(
         self, thread_id: str, decision: dict[str, Any], on_status: StatusCallback | None = None
     ) -> Answer | PendingApproval:

@@ -257,6 +257,7 @@ class _Click:
             await self.conclude(run, p, request)
             return
         if request.state != PENDING:
+            await self.recover(run, request)
             await self.tell(run, p, await self.decided_text(request))
             await d.show(request)
             return
@@ -351,6 +352,30 @@ class _Click:
             delivery = Delivery(self.deploys.services.client, run, request.channel,
                                 request.thread_ts)  # fmt: skip
             await delivery.post_once("resumed_ts", headline)
+
+    async def recover(self, run: JobRun, request: DeployRequest) -> None:
+        """An approved request whose thread is still paused on its call: the click that
+        approved it died between the move and the resume. Its retry, or any later click on
+        the card, resumes the thread with the approvals the database holds, so a request
+        cannot stay approved with nothing running (it would hold its model and environment
+        for good). A thread paused on another call is left alone."""
+        agent = self.deploys.services.agent
+        if request.state != APPROVED or not request.thread_id or agent is None:
+            return
+        waiting = await agent.paused(request.thread_id)
+        calls = (waiting or {}).get("calls") or []
+        default_env = self.deploys.settings.default_env
+        if not any(WRITE_TOOLS.get(c.get("tool")) == request.action
+                   and c.get("args", {}).get("model") == request.model
+                   and (c.get("args", {}).get("env") or default_env) == request.env
+                   for c in calls):  # fmt: skip
+            return  # not paused, or paused on another call: this request's turn went on
+        approvals = await asyncio.to_thread(self.deploys.requests.approvals, request)
+        if approvals:
+            log.warning("deploy request #%s was approved but its thread never resumed; "
+                        "resuming it now", request.id)  # fmt: skip
+            decision = {"approved": True, "by": approvals[-1].user, "request_id": request.id}
+            await self.resume(run, request, decision)
 
     async def decided_text(self, request: DeployRequest) -> str:
         if request.state == "expired" or request.expired:

@@ -194,7 +194,6 @@ class EvalJobs:
             ).result(30)
 
         options = RunOptions(split=p["split"], requested_by=p["user"], progress=progress,
-                             prometheus_url=self.services.settings.prometheus.url,
                              model=p.get("model"), settings=self.services.settings,
                              judge=judge_from_settings(self.services.settings),
                              registry=self.services.deploys.registry
@@ -221,7 +220,6 @@ class EvalJobs:
         if result_id is None:
             options = RunOptions(split=schedule.split,  # type: ignore[arg-type]
                                  requested_by=schedule.created_by,
-                                 prometheus_url=self.services.settings.prometheus.url,
                                  settings=self.services.settings,
                                  judge=judge_from_settings(self.services.settings))  # fmt: skip
             result = await asyncio.to_thread(run_suite, schedule.suite, self.store, options)

@@ -165,6 +165,9 @@ def test_racing_approvals_decide_once_and_production_needs_two(
     assert len(resumed) == 1  # the paused thread resumed once
     approvers = {a.user for a in requests.approvals(requests.get(request.id))}  # type: ignore[arg-type]
     assert approvers == {BOB, CAROL}
+    wait_until(lambda: requests.get(request.id).executions > 0)  # type: ignore[arg-type, union-attr]
+    time.sleep(1)
+    assert requests.get(request.id).executions == 1  # type: ignore[arg-type, union-attr]
 
 
 def test_a_second_request_is_refused_and_a_rejection_ends_the_first(
@@ -278,3 +281,51 @@ def test_a_request_survives_a_restart_and_its_card_still_works(
         requests = requests_of(deploy_settings)
         wait_until(lambda: requests.history("gemma")[0].state in APPROVED_OR_LATER)
         standin.wait_for("chat.postMessage", lambda c: "is approved" in c.params["text"], 30)
+
+
+def test_an_approval_whose_click_died_before_the_resume_still_deploys(
+    bot: SignedSender, standin: SlackStandIn, deploy_settings: Settings
+) -> None:
+    """The click's worker died after pending → approved and before the paused thread was
+    resumed: the request would hold gemma in staging for good. A later click on the card
+    (here another approver's; the dead click's own retry does the same) resumes the thread
+    with the stored approval, and the deploy runs once."""
+    bot.slash_command("deploy gemma v2 staging", user_id=ALICE)
+    shown = card(standin)
+    requests = requests_of(deploy_settings)
+    (request,) = requests.history("gemma")
+    assert requests.decide(request, BOB, "approve")
+    assert requests.move(request.id, PENDING, APPROVED)  # type: ignore[arg-type]
+    click(bot, shown, CAROL)
+    wait_until(lambda: requests.get(request.id).state not in (APPROVED,), 60)  # type: ignore[arg-type, union-attr]
+    standin.wait_for("chat.postMessage", lambda c: "is approved" in c.params["text"], 30)
+    assert requests.get(request.id).executions == 1  # type: ignore[arg-type, union-attr]
+    late = ephemerals(standin, CAROL)
+    assert late and f"decided by <@{BOB}>" in late[0]
+
+
+def test_a_click_on_an_expired_card_says_so_and_changes_nothing(
+    deploy_settings: Settings, standin: SlackStandIn, gguf: Path
+) -> None:
+    deploy = deploy_settings.deploy.model_copy(update={"request_ttl": "2s"})
+    settings = deploy_settings.model_copy(update={"deploy": deploy})
+    registry = Registry(Store(settings.database_url).engine)
+    registry.register("gemma", "v1", str(gguf), params={}, by=ALICE)
+    registry.register("gemma", "v2", str(gguf), params={"context_length": 4096}, by=ALICE)
+    registry.set_live("gemma", "staging", "v1")
+    with running_bot(settings) as url:
+        sender = SignedSender(url, SECRET)
+        sender.slash_command("deploy gemma v2 staging", user_id=ALICE)
+        shown = card(standin)
+        time.sleep(2.5)
+        click(sender, shown, BOB)
+        wait_until(lambda: bool(ephemerals(standin, BOB)))
+        assert "expired at" in ephemerals(standin, BOB)[0]
+        (request,) = requests_of(settings).history("gemma")
+        assert request.state == "expired" and request.executions == 0
+        drawn = standin.wait_for(
+            "chat.update",
+            lambda c: c.params.get("ts") == shown.params["ts"] and "expired" in c.params["text"],
+            30,
+        )
+        assert '"actions"' not in json.dumps(drawn.params["blocks"])  # the buttons are gone
