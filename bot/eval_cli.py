@@ -136,8 +136,9 @@ def eval_run(
     if baseline is not None:
         base = store.get(baseline)
         if base is None or suite not in (base.suite, "all"):
-            why = (f"there is no eval run #{baseline}" if base is None
-                   else f"run #{baseline} is of the {base.suite} suite, not of {suite}")  # fmt: skip
+            why = f"there is no eval run #{baseline}"
+            if base is not None:
+                why = f"run #{baseline} is of the {base.suite} suite, not of {suite}"
             typer.echo(f"error: {why} to compare with", err=True)
             raise typer.Exit(2)
     try:

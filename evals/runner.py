@@ -166,6 +166,8 @@ def judge(suite: Suite, rows: list[EvalCase], store: EvalStore,
                          "cases": len(scores), "status": status}  # fmt: skip
     baseline = (store.get(options.baseline) if options.baseline
                 else store.baseline(suite.name, options.split))  # fmt: skip
+    if baseline is not None and baseline.suite != suite.name:  # `all` with one baseline run
+        baseline = None
     comparison = _compare(suite, rows, store, baseline) if baseline else {}
     errors = counts.get("error", 0) + counts.get("judge_error", 0)
     if rows and errors / max(1, len(outcomes)) > MAX_ERROR_SHARE:

@@ -3,6 +3,7 @@ Prometheus), runs each case through the bot's real code and scores it."""
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,6 +11,9 @@ from typing import Any, Protocol
 
 from evals.cases import CaseBase
 from evals.suite import Split, Suite
+
+#: Suite kinds scored with ragas (the evals extra; the runtime image installs no extras).
+RAGAS_KINDS = frozenset({"tools", "answers"})
 
 
 @dataclass
@@ -37,6 +41,11 @@ def make_scorer(
     model: str | None = None, registry: Any = None, settings: Any = None, judge: Any = None,
 ) -> Scorer:  # fmt: skip
     kind = suite.config.kind
+    if kind in RAGAS_KINDS and importlib.util.find_spec("ragas") is None:
+        raise RuntimeError(
+            f"the {suite.name} suite scores with ragas, which is not installed "
+            "here: install the evals extra (pip install 'opsbot[evals]')"
+        )
     if kind == "logs":
         from evals.scorers.logs import LogsScorer
 
