@@ -110,7 +110,7 @@ class Execution:
         await asyncio.to_thread(d.requests.update, request_id, handles=handles)
         request.handles = handles
         gates, checks = await asyncio.to_thread(d.verification, request.action, request.model,
-                                                request.env)  # fmt: skip
+                                                request.env, request.version)  # fmt: skip
         if not run.progress.get("switched_at"):
             timeout = self.settings.health_timeout_seconds
             try:
@@ -205,10 +205,17 @@ class Execution:
             with Prometheus(settings, query_timeout=settings.query_timeout) as prometheus:
                 return [s.points[-1][1] for s in prometheus.instant(query) if s.points]
 
+        conditions = {
+            c.name: "; ".join(f"{word} if `{cond}`" for word, cond in (
+                ("success", c.success_condition), ("failure", c.failure_condition)) if cond)
+            for c in checks
+        }  # fmt: skip
+
         def said(m: Measurement) -> None:
             n = sum(1 for x in analysis.measurements if x.check == m.check)
             value = m.error or (", ".join(f"{v:.4g}" for v in m.value or []) or "no data")
-            text = f"check *{m.check}* #{n}: `{m.query}` → {value}: {m.phase}"
+            judged = f" ({conditions[m.check]})" if conditions.get(m.check) else ""
+            text = f"check *{m.check}* #{n}: `{m.query}` → {value}{judged}: {m.phase}"
             asyncio.run_coroutine_threadsafe(
                 delivery.post_once(f"check:{m.check}:{n}", text), loop
             ).result(30)

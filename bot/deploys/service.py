@@ -34,7 +34,7 @@ from bot.store import conversation_id
 from bot.work.queue import ANSWERS, JobBase
 from bot.work.workers import Handler, JobRun
 from tools.base import ToolError
-from tools.deploy.analysis import Check, EvalGate, load_checks
+from tools.deploy.analysis import Check, EvalGate, load_checks, local_default_checks
 from tools.deploy.registry import open_registry
 
 if TYPE_CHECKING:
@@ -68,7 +68,7 @@ class Deploys:
         keys = sorted(set(old) | set(wanted.params))
         changes = {k: [old.get(k), wanted.params.get(k)] for k in keys
                    if old.get(k) != wanted.params.get(k)}  # fmt: skip
-        gates, checks = self.verification(action, model, env)
+        gates, checks = self.verification(action, model, env, version)
         return {
             "action": action, "model": model, "env": env, "version": version,
             "from_version": live, "target": self.settings.target, "uri": wanted.uri,
@@ -86,11 +86,17 @@ class Deploys:
             ],
         }  # fmt: skip
 
-    def verification(self, action: str, model: str, env: str) -> tuple[list[EvalGate], list[Check]]:
+    def verification(self, action: str, model: str, env: str,
+                     version: str) -> tuple[list[EvalGate], list[Check]]:  # fmt: skip
         """The eval gates (before the switch) and the checks (after it) of a deploy of the
         model to the environment, from one read of OPSBOT_DEPLOY_CHECKS; a rollback goes
-        back to a version that passed, so it has neither (health only)."""
-        if self.settings.checks is None or action != "deploy":
+        back to a version that passed, so it has neither (health only). Without a checks
+        file the local target checks its router's metrics when Prometheus is set."""
+        if action != "deploy":
+            return [], []
+        if self.settings.checks is None:
+            if self.settings.target == "local" and self.services.settings.prometheus.url:
+                return [], local_default_checks(model, env, version)
             return [], []
         checks = load_checks(self.settings.checks)
         return checks.gates_for(model, env), checks.for_(model, env)

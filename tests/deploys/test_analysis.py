@@ -71,6 +71,13 @@ def test_an_empty_result_is_a_condition_error() -> None:
         evaluate(check_expression("result[0] < 1"), [])
 
 
+@pytest.mark.parametrize("text", ["max(result) < 1", "min(result) > 0", "result + 1 > 2", "-result < 0"])
+def test_a_condition_that_cannot_apply_is_a_condition_error_not_a_crash(text: str) -> None:
+    with pytest.raises(ConditionError, match="cannot evaluate"):
+        evaluate(check_expression(text), [] if "(" in text else [10.0, 2.0])
+    assert check(successCondition=text).judge([]) == INCONCLUSIVE
+
+
 def test_success_failure_and_inconclusive_measurements() -> None:
     ok = check(successCondition="result[0] < 0.05")
     assert run([ok], [[0.01], [0.02], [0.03]]) == (SUCCESSFUL, [SUCCESSFUL] * 3)
@@ -116,3 +123,33 @@ def test_a_malformed_checks_file_names_the_file_and_the_field(tmp_path: Path) ->
     checks = load_checks(path)
     assert [c.name for c in checks.for_("gemma", "production")] == ["errors"]
     assert checks.for_("other", "staging") == []
+
+
+def test_the_local_targets_default_checks_read_the_routers_metrics(tmp_path: Path) -> None:
+    """Without a checks file the local target checks the new version's 5xx share and p95
+    latency through its stable address: metrics the router exports, labels it sets, PromQL
+    that Prometheus' own parser accepts, and conditions that fail only on evidence."""
+    import subprocess
+
+    import yaml
+
+    from tests.deploy.test_observability import exported, matcher_labels, metric_names, promtool
+    from tools.deploy.analysis import local_default_checks
+
+    errors, latency = local_default_checks("gemma", "staging", 'v"2')
+    for c in (errors, latency):
+        assert 'model="gemma"' in c.query and 'version="v\\"2"' in c.query
+        assert metric_names(c.query) <= set(exported())
+        for name, labels in matcher_labels(c.query).items():
+            assert labels <= exported()[name] | {"le"}
+        assert c.judge([]) == SUCCESSFUL and c.judge([math.nan]) == SUCCESSFUL  # no traffic
+    assert errors.judge([0.01]) == SUCCESSFUL and errors.judge([0.2]) == FAILED
+    assert latency.judge([1.5]) == SUCCESSFUL and latency.judge([45.0]) == FAILED
+    rules = {"groups": [{"name": "defaults", "rules": [
+        {"record": f"opsbot:default_{c.name.replace('-', '_')}", "expr": c.query}
+        for c in (errors, latency)]}]}  # fmt: skip
+    path = tmp_path / "defaults.yaml"
+    path.write_text(yaml.safe_dump(rules))
+    done = subprocess.run([promtool(), "check", "rules", str(path)], capture_output=True,
+                          text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr

@@ -125,8 +125,12 @@ def evaluate(tree: ast.Expression, result: list[float]) -> bool:
 
     try:
         return bool(ev(tree))
+    except ConditionError:
+        raise
     except ZeroDivisionError:
         raise ConditionError("division by zero") from None
+    except (TypeError, ValueError, OverflowError) as exc:  # min([]), result + 1, …
+        raise ConditionError(f"cannot evaluate on {len(result)} values: {exc}") from None
 
 
 class Check(BaseModel):
@@ -233,6 +237,31 @@ class ChecksFile(BaseModel):
 
     def gates_for(self, model: str, env: str) -> list[EvalGate]:
         return [c for c in self._items(model, env) if isinstance(c, EvalGate)]
+
+
+def local_default_checks(model: str, env: str, version: str) -> list[Check]:
+    """The local target's checks when no checks file is set: the new version's share of
+    5xx answers and its p95 latency through the stable address, from the router's own
+    metrics (``/metrics``, scraped by the Prometheus at ``OPSBOT_PROMETHEUS_URL``). Only
+    failure conditions: a version nobody has called yet is not failing."""
+    from tools.metrics.discovery import quote
+
+    sel = f"model={quote(model)},env={quote(env)},version={quote(version)}"
+    timing = {"interval": "15s", "count": 4, "initialDelay": "15s"}
+    return [
+        Check.model_validate({
+            "name": "error-share", **timing,
+            "query": f'sum(rate(opsbot_model_requests_total{{{sel},code=~"5.."}}[1m])) '
+                     f"/ sum(rate(opsbot_model_requests_total{{{sel}}}[1m]))",
+            "failureCondition": "len(result) > 0 && result[0] > 0.05",
+        }),
+        Check.model_validate({
+            "name": "p95-latency", **timing,
+            "query": "histogram_quantile(0.95, sum by (le) "
+                     f"(rate(opsbot_model_request_duration_seconds_bucket{{{sel}}}[1m])))",
+            "failureCondition": "len(result) > 0 && result[0] > 30",
+        }),
+    ]  # fmt: skip
 
 
 def load_checks(path: Path) -> ChecksFile:
