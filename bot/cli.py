@@ -483,8 +483,7 @@ def deploy_history(
     """Every deploy and rollback request, oldest first: one JSON line each with --json."""
     _, _, requests = _deploy_parts(settings_or_exit())
     for r in requests.history(model):
-        decisions = requests.all_decisions(r.id or 0)
-        approved = [a.user for a in decisions if a.decision == "approve"]
+        approved = [a.user for a in requests.approvals(r)]  # on its plan (a changed plan voids)
         record = {"id": r.id, "action": r.action, "model": r.model, "version": r.version,
                   "from_version": r.from_version, "env": r.env, "state": r.state,
                   "requested_by": r.requested_by, "approved_by": approved,

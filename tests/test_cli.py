@@ -6,8 +6,11 @@ import json
 import os
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
+from bot.deploys.requests import DeployRequest, Requests
+from bot.store import Store
 from tests.conftest import SAMPLE_RUNBOOKS
 
 OPSBOT = str(Path(sys.executable).with_name("opsbot"))
@@ -112,5 +115,21 @@ def test_model_registry_deploy_history_and_audit_commands(tmp_path: Path) -> Non
     assert set(status) == {"model", "env", "version", "address", "state"}
     assert status["model"] == "gemma" and status["env"] == "staging"
     assert run("deploy", "history", "--json", data=data).stdout == ""
+    requests = Requests(Store(f"sqlite:///{data / 'opsbot.sqlite'}").engine)
+    plan = {"action": "deploy", "model": "gemma", "version": "v2", "env": "staging"}
+    made = requests.create(DeployRequest(action="deploy", model="gemma", env="staging",
+                                         version="v2", from_version="v1", plan=plan,
+                                         plan_hash="", requested_by="U0ALICE", channel="C1"),
+                           ttl=timedelta(hours=1))  # fmt: skip
+    assert made.id is not None
+    requests.decide(made, "U0BOB", "approve")
+    requests.move(made.id, "pending", "approved")
+    requests.start_execution(made.id)
+    (record,) = [json.loads(x) for x in run("deploy", "history", "gemma", "--json",
+                                            data=data).stdout.splitlines()]  # fmt: skip
+    assert {k: record[k] for k in ("id", "model", "version", "env", "state", "requested_by",
+                                   "approved_by", "executions")} == {
+        "id": made.id, "model": "gemma", "version": "v2", "env": "staging", "state": "running",
+        "requested_by": "U0ALICE", "approved_by": ["U0BOB"], "executions": 1}  # fmt: skip
     records = [json.loads(x) for x in run("audit", "--json", data=data).stdout.splitlines()]
     assert [r["action"] for r in records] == ["model register", "model register"]

@@ -183,6 +183,16 @@ def test_a_second_request_is_refused_and_a_rejection_ends_the_first(
     requests = requests_of(deploy_settings)
     wait_until(lambda: requests.history("gemma")[0].state == REJECTED)
     standin.wait_for("chat.postMessage", lambda c: "rejected by" in c.params["text"], 30)
+    (request,) = requests.history("gemma")
+    url = standin.response_url()
+    bot.slash_command("deployments gemma staging", user_id=EVE, response_url=url)
+    listed = standin.wait_for("response_url", lambda c: f"#{request.id}" in json.dumps(c.params))
+    assert "v1 → v2 in staging: rejected" in json.dumps(listed.params, ensure_ascii=False)
+    bot.slash_command("audit 2", user_id=EVE, response_url=url)
+    audit = standin.wait_for("response_url", lambda c: "reject:" in json.dumps(c.params))
+    lines = json.loads(json.dumps(audit.params))["text"].splitlines()
+    assert len(lines) == 2 and f"<@{BOB}> reject: #{request.id}" in lines[0]
+    assert f"<@{ALICE}> request deploy: #{request.id}" in lines[1]
 
 
 def test_a_pending_request_is_cancelled_by_its_requester_not_by_others(
