@@ -71,7 +71,9 @@ def test_an_empty_result_is_a_condition_error() -> None:
         evaluate(check_expression("result[0] < 1"), [])
 
 
-@pytest.mark.parametrize("text", ["max(result) < 1", "min(result) > 0", "result + 1 > 2", "-result < 0"])
+@pytest.mark.parametrize(
+    "text", ["max(result) < 1", "min(result) > 0", "result + 1 > 2", "-result < 0"]
+)
 def test_a_condition_that_cannot_apply_is_a_condition_error_not_a_crash(text: str) -> None:
     with pytest.raises(ConditionError, match="cannot evaluate"):
         evaluate(check_expression(text), [] if "(" in text else [10.0, 2.0])
