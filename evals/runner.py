@@ -24,7 +24,7 @@ from typing import Any
 from evals.cases import CaseFileError
 from evals.judge import JudgeConfig
 from evals.scorers import Scored, make_scorer
-from evals.stats import compare, flips
+from evals.stats import compare, flips, mean_interval
 from evals.store import EvalCase, EvalRun, EvalStore
 from evals.suite import ROOT, Split, Suite, load_suite
 
@@ -152,6 +152,10 @@ def judge(suite: Suite, rows: list[EvalCase], store: EvalStore,
     result_counts = {k: counts.get(k, 0) for k in
                      ("pass", "fail", "known_fail", "judge_error", "error", "skipped")}  # fmt: skip
     result_counts["cases"] = len(outcomes)
+    result_counts["judge_timeout"] = sum(  # judge errors that were the judge not answering
+        r.attempt == 0 and r.outcome == "judge_error" and "no answer in" in str(r.output)
+        for r in rows
+    )
     result_counts["flaky"] = sum(len(o) > 1 for o in outcomes.values())
     metrics: dict[str, Any] = {}
     for name, spec in suite.config.metrics.items():
@@ -164,6 +168,9 @@ def judge(suite: Suite, rows: list[EvalCase], store: EvalStore,
                   "judge errors" if options.judge else "not judged")  # fmt: skip
         metrics[name] = {"value": value, "threshold": spec.threshold, "passed": ok,
                          "cases": len(scores), "status": status}  # fmt: skip
+        interval = mean_interval(list(scores.values())) if spec.aggregate == "mean" else None
+        if value is not None and interval is not None:
+            metrics[name]["ci95"] = [round(interval[0], 4), round(interval[1], 4)]
     baseline = (store.get(options.baseline) if options.baseline
                 else store.baseline(suite.name, options.split))  # fmt: skip
     if baseline is not None and baseline.suite != suite.name:  # `all` with one baseline run

@@ -40,6 +40,17 @@ def paired_bootstrap(
     return float(diffs.mean()), float(low), float(high)
 
 
+def mean_interval(values: list[float], resamples: int = RESAMPLES,
+                  seed: int = 0) -> tuple[float, float] | None:  # fmt: skip
+    """A bootstrap 95 % percentile interval of the mean over the cases (None for < 2)."""
+    if len(values) < 2:
+        return None
+    data = np.asarray(values, dtype=float)
+    picks = np.random.default_rng(seed).integers(0, len(data), size=(resamples, len(data)))
+    low, high = np.percentile(data[picks].mean(axis=1), [2.5, 97.5])
+    return float(low), float(high)
+
+
 def compare(metric: str, base: dict[str, float], new: dict[str, float]) -> Comparison | None:
     """Per-case scores of one metric, by case id; None when no case was scored in both."""
     shared = sorted(set(base) & set(new))

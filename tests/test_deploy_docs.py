@@ -28,3 +28,11 @@ def test_manifest_asks_for_the_events_and_scopes_the_bot_uses() -> None:
     scopes = set(manifest["oauth_config"]["scopes"]["bot"])
     assert {"app_mentions:read", "chat:write", "commands", "channels:history"} <= scopes
     assert not scopes & {"admin", "users:read.email", "channels:manage", "chat:write.customize"}
+
+
+def test_the_example_checks_file_loads_with_its_gate_and_checks() -> None:
+    from tools.deploy.analysis import load_checks
+
+    checks = load_checks(Path(__file__).parents[1] / "deploy" / "deploy-checks.example.yaml")
+    assert [g.name for g in checks.gates_for("gemma", "production")] == ["completions"]
+    assert [c.name for c in checks.for_("gemma", "production")] == ["error-share", "p95-latency"]

@@ -44,8 +44,12 @@ class ModelRouter:
         started = time.monotonic()
         code = "502"
         try:
-            body = _as_served(await request.body(), live.served_name)
+            raw = await request.body()
+            body = _as_served(raw, live.served_name)
             headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_HEADERS}
+            if body is not raw:  # rewritten as JSON: say so, whatever the client's header was
+                headers = {k: v for k, v in headers.items() if k.lower() != "content-type"}
+                headers["content-type"] = "application/json"
             upstream = await self._client.request(
                 request.method, f"{live.upstream}/{request.path_params['path']}",
                 content=body, headers=headers, params=request.query_params,

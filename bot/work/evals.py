@@ -234,7 +234,7 @@ class EvalJobs:
             await self.post_report(run, schedule.channel, result)
 
     async def post_report(self, run: JobRun, channel: str, result: Any) -> None:
-        from bot.slack.eval_report import report_blocks, trend_chart, worst_cases
+        from bot.slack.eval_report import report_blocks, trend_charts, worst_cases
 
         delivery = Delivery(self.services.client, run, channel, None, "report.")
         ts = await delivery.post_once("summary", f"eval {result.suite}: {result.status}",
@@ -243,13 +243,13 @@ class EvalJobs:
         cases = await asyncio.to_thread(self.store.cases, result.id)
         await thread.post_once("worst", worst_cases(cases))
         runs = await asyncio.to_thread(self.store.runs, result.suite, 20)
-        path = self.services.settings.data_dir / "charts" / f"eval-{result.id}.png"
+        folder = self.services.settings.data_dir / "charts"
         drawn = await asyncio.to_thread(
-            trend_chart, [r for r in runs if r.split == result.split], path
+            trend_charts, [r for r in runs if r.split == result.split], folder
         )
-        if drawn is not None:
-            await thread.upload_once("trend", f"{result.suite} trend", file=str(drawn),
-                                     filename=drawn.name)  # fmt: skip
+        for path in drawn:
+            await thread.upload_once(f"trend:{path.stem}", f"{result.suite} trend",
+                                     file=str(path), filename=path.name)  # fmt: skip
 
     async def give_up(self, run: JobRun, error: BaseException) -> None:
         p = run.job.payload

@@ -72,6 +72,11 @@ def test_deploys_switch_the_stable_address_and_a_broken_version_changes_nothing(
     first = requests.history("gemma")[-1]
     assert first.state == SUCCEEDED, first.note
     assert served_by(base) == "gemma-v1"
+    as_curl_sends_it = httpx.post(  # `curl -d '{…}'` says form-encoded; the body is JSON
+        f"{base}/models/gemma/staging/v1/completions", content=b'{"prompt":"Hi","max_tokens":1}',
+        headers={"content-type": "application/x-www-form-urlencoded"}, timeout=60,
+    )  # fmt: skip
+    assert as_curl_sends_it.status_code == 200, as_curl_sends_it.text
 
     deploy(sender, standin, "v2")
     wait_until(lambda: requests.history("gemma")[-1].state in (SUCCEEDED, FAILED))

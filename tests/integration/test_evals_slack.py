@@ -11,8 +11,10 @@ import pytest
 
 from bot.settings import Settings
 from bot.slack.standin import SignedSender, SlackStandIn
+from evals.store import EvalStore
 from evals.suite import load_suite
 from tests.integration.conftest import SECRET, running_bot
+from tests.integration.processes import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -90,11 +92,16 @@ def test_a_scheduled_report_arrives_with_its_chart_and_survives_a_restart(
         blocks = json.dumps(summary.params["blocks"])
         threshold = load_suite("tools").config.metrics["tool_accuracy"].threshold
         assert "tool_accuracy" in blocks and f"threshold {threshold:g}" in blocks
-        assert "git " in blocks
+        assert "git " in blocks and "95 % CI" in blocks and "no judge" in blocks
+        assert "pipeline errors 0" in blocks and "judge errors 0 (0 timeouts)" in blocks
         standin.wait_for("chat.postMessage", lambda c: "Every case passed" in c.params["text"]
                          or "Worst cases" in c.params["text"], 30)  # fmt: skip
         chart = standin.wait_for("files.completeUploadExternal", timeout=30)
         assert chart.params["channel_id"] == "C0OPS"
+        (last,) = EvalStore(engine).runs("tools", limit=1)
+        scored = [n for n, m in (last.metrics or {}).items() if m["value"] is not None]
+        assert len(scored) >= 2  # one chart per metric, each on its own scale
+        wait_until(lambda: len(standin.calls_to("files.completeUploadExternal")) == len(scored))
         SignedSender(events, SECRET).slash_command("eval schedules", response_url=url)
         listed = standin.wait_for("response_url", lambda c: "#2 tools" in json.dumps(c.params))
         assert "#1 tools" in json.dumps(listed.params)
