@@ -4,6 +4,7 @@ measure function (and, in the deploy tests, by a real Prometheus)."""
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
 
 import pytest
@@ -23,11 +24,17 @@ from tools.deploy.analysis import (
 )
 
 
-def run(checks: list[Check], results: list[list[float] | Exception]) -> tuple[str, list[str]]:
-    script = iter(results)
+Script = list[list[float] | Exception]
 
-    def measure(_: str) -> list[float]:
-        value = next(script)
+
+def run(checks: list[Check], results: Script | dict[str, Script]) -> tuple[str, list[str]]:
+    """The run's phase and its measurements' phases; ``results`` in order, or by query
+    (checks run at once, so each needs its own script)."""
+    scripts = {q: iter(r) for q, r in results.items()} if isinstance(results, dict) else None
+    shared = iter(results) if isinstance(results, list) else None
+
+    def measure(query: str) -> list[float]:
+        value = next(scripts[query] if scripts is not None else shared)  # type: ignore[arg-type]
         if isinstance(value, Exception):
             raise value
         return value
@@ -104,12 +111,32 @@ def test_errors_are_not_measurements_until_too_many_in_a_row() -> None:
 
 
 def test_the_worst_check_decides_the_run() -> None:
-    good = check(name="good", successCondition="result[0] < 1", count=1)
-    unsure = check(name="unsure", successCondition="result[0] < 1",
+    good = check(name="good", query="g", successCondition="result[0] < 1", count=1)
+    unsure = check(name="unsure", query="u", successCondition="result[0] < 1",
                    failureCondition="result[0] > 5", count=1)  # fmt: skip
-    bad = check(name="bad", successCondition="result[0] < 1", count=1)
-    assert run([good, unsure], [[0.1], [3.0]])[0] == INCONCLUSIVE
-    assert run([good, unsure, bad], [[0.1], [3.0], [9.0]])[0] == FAILED
+    bad = check(name="bad", query="b", successCondition="result[0] < 1", count=1)
+    assert run([good, unsure], {"g": [[0.1]], "u": [[3.0]]})[0] == INCONCLUSIVE
+    assert run([good, unsure, bad], {"g": [[0.1]], "u": [[3.0]], "b": [[9.0]]})[0] == FAILED
+
+
+def test_checks_run_at_once_and_a_failure_ends_the_others() -> None:
+    """As Argo runs an analysis's metrics: together (the verification takes as long as its
+    longest check, not their sum), and a failed one ends the run."""
+    slow = check(name="slow", query="s", successCondition="result[0] < 1", count=50,
+                 interval="1s")  # fmt: skip
+    failing = check(name="failing", query="f", successCondition="result[0] < 1", count=2,
+                    interval="1s")  # fmt: skip
+    measured: list[str] = []
+
+    def measure(query: str) -> list[float]:
+        measured.append(query)
+        return [9.0] if query == "f" else [0.1]
+
+    analysis = AnalysisRun([slow, failing], measure, sleep=lambda s: time.sleep(s / 100))
+    began = time.monotonic()
+    assert analysis.run() == FAILED
+    assert measured.count("f") == 1 and measured.count("s") < 10  # ended early
+    assert time.monotonic() - began < 1
 
 
 def test_a_malformed_checks_file_names_the_file_and_the_field(tmp_path: Path) -> None:
