@@ -23,7 +23,6 @@ from tools.deploy.analysis import (
     load_checks,
 )
 
-
 Script = list[list[float] | Exception]
 
 
