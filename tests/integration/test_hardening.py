@@ -3,6 +3,7 @@ once; readiness tells the truth; /metrics is there."""
 
 from __future__ import annotations
 
+import asyncio
 import http.server
 import json
 import logging
@@ -171,30 +172,53 @@ class _Ready(http.server.BaseHTTPRequestHandler):
 def test_readyz_names_each_dependency_until_it_answers(
     alerting_settings: Settings, tmp_path: Path
 ) -> None:
-    port = free_port()  # nothing listens there yet
-    settings = alerting_settings.model_copy(
-        update={"prometheus": alerting_settings.prometheus.model_copy(
-            update={"url": f"http://127.0.0.1:{port}"})}
-    )  # fmt: skip
+    ports = {"prometheus": free_port(), "alertmanager": free_port(), "llm": free_port()}
+    settings = alerting_settings.model_copy(update={  # nothing listens at these ports yet
+        name: getattr(alerting_settings, name).model_copy(
+            update={"url": f"http://127.0.0.1:{port}" + ("/v1" if name == "llm" else "")})
+        for name, port in ports.items()
+    })  # fmt: skip
     with running_bot(settings) as events_url:
         base = events_url.removesuffix("/slack/events")
         assert httpx.get(f"{base}/livez").status_code == 200
-        down = httpx.get(f"{base}/readyz")
-        assert down.status_code == 503
-        checks = down.json()["checks"]
-        assert checks["prometheus"].startswith("unreachable") and checks["database"] == "ok"
-        assert checks["agent"] == "ok"
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", port), _Ready)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        try:
+        servers = []
+        for name, port in ports.items():  # each is named until it answers, then the next
+            down = httpx.get(f"{base}/readyz")
+            assert down.status_code == 503
+            checks = down.json()["checks"]
+            assert checks[name].startswith("unreachable"), checks
+            assert checks["database"] == "ok" and checks["agent"] == "ok"
+            server = http.server.ThreadingHTTPServer(("127.0.0.1", port), _Ready)
+            threading.Thread(target=server.serve_forever, daemon=True).start()
+            servers.append(server)
             time.sleep(2.1)  # readiness is cached for 2 s
+        try:
             up = httpx.get(f"{base}/readyz")
-            assert up.status_code == 200 and up.json()["checks"]["prometheus"] == "ok"
+            assert up.status_code == 200 and set(up.json()["checks"].values()) == {"ok"}
             exported = httpx.get(f"{base}/metrics").text
-            assert 'opsbot_dependency_up{dependency="prometheus"} 1.0' in exported
+            for name in ports:
+                assert f'opsbot_dependency_up{{dependency="{name}"}} 1.0' in exported
             assert "opsbot_ready 1.0" in exported
         finally:
-            server.shutdown()
+            for server in servers:
+                server.shutdown()
+
+
+def test_readyz_says_when_the_database_does_not_answer() -> None:
+    from types import SimpleNamespace
+
+    from bot.http.health import Readiness
+
+    def ping() -> None:
+        raise ConnectionRefusedError("connection refused")
+
+    settings = SimpleNamespace(**{n: SimpleNamespace(url=None) for n in ("prometheus",
+                                  "alertmanager", "llm")})  # fmt: skip
+    services = SimpleNamespace(settings=settings, store=SimpleNamespace(ping=ping),
+                               startup_error=None, ready=False, agent=None)  # fmt: skip
+    report = asyncio.run(Readiness(services).report())  # type: ignore[arg-type]
+    assert report["database"] == "database does not answer (ConnectionRefusedError)"
+    assert report["agent"].startswith("starting")
 
 
 def test_readyz_is_503_while_the_agent_starts_and_the_webhook_says_starting(
