@@ -133,3 +133,22 @@ def test_model_registry_deploy_history_and_audit_commands(tmp_path: Path) -> Non
         "requested_by": "U0ALICE", "approved_by": ["U0BOB"], "executions": 1}  # fmt: skip
     records = [json.loads(x) for x in run("audit", "--json", data=data).stdout.splitlines()]
     assert [r["action"] for r in records] == ["model register", "model register"]
+
+
+def test_db_upgrade_and_current_on_sqlite_and_postgres(db_url: str, tmp_path: Path) -> None:
+    """`opsbot db upgrade` brings an empty database to the newest revision, once; a second
+    run changes nothing; `db current` says where it is (both Postgres URL forms work)."""
+    from bot.migrate import head_revision
+
+    head = head_revision()
+    env = {"OPSBOT_DATABASE_URL": db_url.replace("postgresql+psycopg://", "postgresql://")}
+    first = run("db", "upgrade", data=tmp_path / "data", **env)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.strip() == f"database at revision {head} (was None)"
+    again = run("db", "upgrade", data=tmp_path / "data", **env)
+    assert again.stdout.strip() == f"database at revision {head}"
+    current = run("db", "current", data=tmp_path / "data", **env)
+    assert current.returncode == 0 and f"current {head}" in current.stdout
+    bad = run("db", "upgrade", data=tmp_path / "data",
+              OPSBOT_DATABASE_URL="postgresql://nobody@127.0.0.1:1/none")  # fmt: skip
+    assert bad.returncode != 0 and "could not migrate the database" in bad.stderr
