@@ -79,3 +79,24 @@ def test_no_route_and_no_default_is_unroutable() -> None:
 def test_route_keys_must_name_what_they_match() -> None:
     with pytest.raises(ValidationError, match="receiver=NAME"):
         AlertsSettings(routes={"payments": "C1"})
+
+
+def test_a_triage_that_never_finished_does_not_hold_back_the_next() -> None:
+    """``triaged_at`` is written when a triage is done: a thread whose triage crashed (opened,
+    never triaged) is triaged by the next notification, not told to wait the interval."""
+    from datetime import UTC, datetime, timedelta
+
+    from bot.store import Incident
+    from bot.work.triage import _plan
+
+    n = Notification.model_validate(body())
+    opened = Incident(group_key=n.group_key, receiver="platform", title="t", channel="C1",
+                      thread_ts="1.0", key_hash="h", status="firing")  # fmt: skip
+    assert _plan(n, None, 3600) == "open"
+    assert _plan(n, opened, 3600) == "repeat+triage"  # the triage never finished
+    opened.triaged_at = datetime.now(UTC) - timedelta(minutes=5)
+    assert _plan(n, opened, 3600) == "repeat"  # done 5 minutes ago: wait the interval
+    assert _plan(n, opened, 60) == "repeat+triage"
+    resolved = Notification.model_validate(body(status="resolved"))
+    assert _plan(resolved, opened, 3600) == "resolve"
+    assert _plan(resolved, None, 3600) == "skip"
