@@ -13,7 +13,7 @@ import pytest
 
 from bot.slack.standin import SignedSender, SlackStandIn
 from bot.store import Store
-from bot.work.queue import DONE
+from bot.work.queue import DONE, JobQueue
 from tests.integration.conftest import SECRET, TOKEN
 from tests.integration.processes import BotProcess, wait_until
 
@@ -62,11 +62,17 @@ def starters(standin: SlackStandIn, channel: str = "C0OPS") -> list[dict[str, ob
     ]
 
 
-def jobs_done(data_dir: Path) -> list[str]:
-    store = Store(f"sqlite:///{data_dir / 'opsbot.sqlite'}")
-    from bot.work.queue import JobQueue
+def data_store(data_dir: Path) -> Store:
+    return Store(f"sqlite:///{data_dir / 'opsbot.sqlite'}")
 
-    return [j.state for j in JobQueue(store.engine).jobs()]
+
+def jobs_done(data_dir: Path) -> list[str]:
+    return [j.state for j in JobQueue(data_store(data_dir).engine).jobs()]
+
+
+def states(data_dir: Path, state: str) -> list[int]:
+    """Ids of the jobs in ``state`` now."""
+    return [j.id for j in JobQueue(data_store(data_dir).engine).jobs(state=state) if j.id]
 
 
 def test_a_command_killed_right_after_its_ack_is_answered_once_after_restart(
@@ -141,15 +147,18 @@ def test_sigterm_answers_what_is_in_flight_and_keeps_the_rest(
         for i in range(10):
             assert sender.slash_command(f"{QUESTION} ({i})").status_code == 200
         standin.wait_for("chat.postMessage", lambda c: c.params.get("thread_ts") is not None, 30)
+        running = states(tmp_path / "data", "running")
         assert bot.terminate() in (0, -15)  # uvicorn re-raises SIGTERM once it has shut down
         in_flight = len(answers(standin))
+        after = {j.id: j.state for j in JobQueue(data_store(tmp_path / "data").engine).jobs()}
         standin.delays.clear()
         bot.start()
         deadline = time.monotonic() + 90
         while len(answers(standin)) < 10 and time.monotonic() < deadline:
             time.sleep(0.2)
         time.sleep(1)
-    assert in_flight >= 1  # those running at SIGTERM were finished before the exit
+    assert running and in_flight >= len(running)
+    assert {after[i] for i in running} == {DONE}  # each job running at SIGTERM was finished
     assert len(answers(standin)) == 10 and len(starters(standin)) == 10
     assert json.dumps(jobs_done(tmp_path / "data")).count(DONE) == 10
 
