@@ -94,8 +94,9 @@ class Services:
             return
         from bot.deploys.execute import DEPLOYS
         from bot.deploys.service import Deploys
-        from bot.work.evals import EVALS, EvalJobs
+        from bot.work.evals import EvalJobs
         from bot.work.lookups import LookupJobs
+        from bot.work.queue import EVALS
         from evals.store import EvalStore
 
         self.deploys = Deploys(self)

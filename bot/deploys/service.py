@@ -30,8 +30,6 @@ from bot.deploys.targets import make_target
 from bot.deploys.targets.base import TargetError
 from bot.slack import render
 from bot.slack.delivery import Delivery
-from bot.store import conversation_id
-from bot.work.queue import ANSWERS, JobBase
 from bot.work.workers import Handler, JobRun
 from tools.base import ToolError
 from tools.deploy.analysis import Check, EvalGate, load_checks, local_default_checks
@@ -233,16 +231,6 @@ class Deploys:
                 await agent.resume(request.thread_id, {"approved": False, "by": user,
                                                        "reason": "cancelled"})  # fmt: skip
         return f"Request #{request_id} is cancelled."
-
-
-def click_job(payload: dict[str, Any], thread_ts: str | None) -> JobBase:
-    """The job of a button click (intake records it before the ack)."""
-    channel = payload["channel"]
-    key = conversation_id(channel, thread_ts) if thread_ts else f"deploy:{payload['request_id']}"
-    return JobBase(
-        queue=ANSWERS, kind="deploy_click", serial_key=key, payload=payload,
-        dedup_key=f"click:{payload['action_ts']}:{payload['user']}"[:128],
-    )  # fmt: skip
 
 
 class _Click:

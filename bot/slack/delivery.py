@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.models.blocks import Block
@@ -18,11 +18,21 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.agent.answer import Answer
 from bot.slack import render
-from bot.work.workers import JobRun
 
 log = logging.getLogger(__name__)
 #: The metadata event type of every message the bot posts (Slack's message metadata).
 METADATA_EVENT = "opsbot_post"
+
+
+class Progress(Protocol):
+    """Where a delivery records what it did: a job's attempt (``bot.work.workers.JobRun``)."""
+
+    progress: dict[str, Any]
+
+    @property
+    def id(self) -> int: ...
+
+    async def record(self, **progress: Any) -> None: ...
 
 
 class Delivery:
@@ -30,7 +40,7 @@ class Delivery:
     deliveries of one job apart (an alert's header and its triage)."""
 
     def __init__(
-        self, client: AsyncWebClient, run: JobRun, channel: str, thread_ts: str | None,
+        self, client: AsyncWebClient, run: Progress, channel: str, thread_ts: str | None,
         prefix: str = "",
     ) -> None:  # fmt: skip
         self.client, self.run = client, run

@@ -18,28 +18,18 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
 
 from bot import metrics
 from bot.deploys.card import BUTTONS
-from bot.deploys.service import click_job
 from bot.errors import first_error
 from bot.services import Services
 from bot.slack import render
-from bot.slack.commands import metrics_args
+from bot.slack.commands import ASKS, EVAL_USAGE, LOOKUPS, metrics_args, parse_eval_run
 from bot.store import conversation_id
-from bot.work.lookups import LOOKUPS
+from bot.work.jobs import click_job, eval_job
 from bot.work.queue import ANSWERS, JobBase
 from tools.base import ToolError
 from tools.metrics.query import DEFAULT_RANGE
 
 log = logging.getLogger(__name__)
 MENTION = re.compile(r"<@[A-Z0-9]+>")
-#: Subcommands that start a conversation, and the tool each asks for (None: planned).
-ASKS: dict[str, str | None] = {
-    "ask": None,
-    "rca": "log_rca",
-    "metrics": "prometheus_query",
-    "alerts": "firing_alerts",
-    "deploy": "deploy_model",
-    "rollback": "rollback_model",
-}
 #: What each subcommand says when it is given nothing (those absent need no text).
 NEEDS_TEXT = {
     "ask": "Ask me something, e.g. `/ops ask what should I check when pods crash-loop?`",
@@ -173,7 +163,6 @@ def register_intake(app: AsyncApp, services: Services) -> None:
     ) -> None:
         """``/ops eval run SUITE [split]`` is a durable eval job; ``report`` and ``list``
         are lookups; anything else gets the usage."""
-        from bot.work.evals import USAGE, eval_job, parse_run
         from evals.cases import CaseFileError
         from evals.suite import load_suite
 
@@ -181,7 +170,7 @@ def register_intake(app: AsyncApp, services: Services) -> None:
         word = rest.split()[0] if rest.split() else ""
         if word == "run":
             try:
-                suite, split, model = parse_run(rest)
+                suite, split, model = parse_eval_run(rest)
                 load_suite(suite)
             except (ToolError, CaseFileError) as exc:
                 await ack(text=str(exc))
@@ -201,7 +190,7 @@ def register_intake(app: AsyncApp, services: Services) -> None:
             await services.enqueue(job)
             await ack()
         else:
-            await ack(text=f"Usage: {USAGE}")
+            await ack(text=f"Usage: {EVAL_USAGE}")
         metrics.SLACK_REQUESTS.labels("command", "accepted").inc()
 
     async def on_command(ack: AsyncAck, command: dict[str, Any], context: AsyncBoltContext) -> None:

@@ -139,7 +139,7 @@ class _Command:
         )
 
     async def run(self, run: JobRun) -> None:
-        from bot.slack.intake import ASKS
+        from bot.slack.commands import ASKS
 
         p = run.job.payload
         await self.jobs.audit_once(

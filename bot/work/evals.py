@@ -10,8 +10,9 @@ import re
 import time
 from typing import TYPE_CHECKING, Any
 
+from bot.slack.commands import EVAL_USAGE
 from bot.slack.delivery import Delivery
-from bot.work.queue import JobBase
+from bot.work.jobs import eval_job
 from bot.work.workers import Handler, JobRun
 from evals.cases import CaseFileError
 from evals.judge import judge_from_settings
@@ -22,36 +23,7 @@ if TYPE_CHECKING:
     from bot.services import Services
 
 log = logging.getLogger(__name__)
-EVALS = "evals"
-USAGE = (
-    "`/ops eval run SUITE [dev|heldout] [MODEL_URL|NAME@VERSION]`, `/ops eval report SUITE`, "
-    "`/ops eval list`, "
-    '`/ops eval schedule SUITE "CRON" [#channel] [always|failure|change]`, '
-    "`/ops eval schedules` or `/ops eval unschedule ID`"
-)
 PROGRESS_EVERY_S = 3.0
-
-
-def eval_job(payload: dict[str, Any], dedup_key: str | None) -> JobBase:
-    return JobBase(queue=EVALS, kind="eval_run", serial_key=f"eval:{payload['suite']}",
-                   dedup_key=dedup_key, payload=payload, max_attempts=2)  # fmt: skip
-
-
-def parse_run(text: str) -> tuple[str, str, str | None]:
-    """``run SUITE [dev|heldout] [MODEL]`` → (suite, split, model: a URL or NAME@VERSION);
-    ToolError with the usage otherwise."""
-    words = text.replace("<", "").replace(">", "").split()  # Slack wraps URLs in <…>
-    if len(words) < 2 or words[0] != "run" or len(words) > 4:
-        raise ToolError(f"Usage: {USAGE}")
-    split, model = "dev", None
-    for word in words[2:]:
-        if word in ("dev", "heldout"):
-            split = word
-        elif word.startswith(("http://", "https://")) or "@" in word:
-            model = word.split("|")[0]
-        else:
-            raise ToolError(f"Usage: {USAGE}")
-    return words[1], split, model
 
 
 def answer(store: EvalStore, text: str) -> str:
@@ -68,7 +40,7 @@ def answer(store: EvalStore, text: str) -> str:
         if not runs:
             return f"No eval run of {words[1]} yet: `/ops eval run {words[1]}`."
         return f"```{report_text(runs[0])}```"
-    raise ToolError(f"Usage: {USAGE}")
+    raise ToolError(f"Usage: {EVAL_USAGE}")
 
 
 def should_post(notify_on: str, result: Any, previous: Any) -> bool:
@@ -128,7 +100,7 @@ async def command(services: Services, text: str, user: str, channel: str) -> str
     if words[:1] == ["schedule"]:
         found = SCHEDULE.match(text.strip())
         if found is None:
-            raise ToolError(f"Usage: {USAGE}")
+            raise ToolError(f"Usage: {EVAL_USAGE}")
         suite, cron, where, notify = found.groups()
         try:
             load_suite(suite)
@@ -154,7 +126,7 @@ async def command(services: Services, text: str, user: str, channel: str) -> str
         ) or "No eval schedules."  # fmt: skip
     if words[:1] == ["unschedule"]:
         if len(words) != 2 or not words[1].lstrip("#").isdigit():
-            raise ToolError(f"Usage: {USAGE}")
+            raise ToolError(f"Usage: {EVAL_USAGE}")
         if not await asyncio.to_thread(schedules.remove, int(words[1].lstrip("#"))):
             raise ToolError(f"there is no eval schedule {words[1]}")
         return f"Schedule {words[1]} removed."

@@ -17,7 +17,6 @@ from tools.deploy.registry import parse_params
 if TYPE_CHECKING:
     from bot.services import Services
 
-LOOKUPS = ("models", "model", "deployments", "audit", "cancel")
 USAGE = {
     "model": "`/ops model register NAME VERSION URI [key=value …]`",
     "deployments": "`/ops deployments MODEL [ENV]`",

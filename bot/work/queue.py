@@ -27,7 +27,7 @@ from bot.db import as_utc, changed_rows, is_postgres
 
 QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
 #: Queues: people's questions, and alert triage (its own pool, so neither starves the other).
-ANSWERS, TRIAGE = "answers", "triage"
+ANSWERS, TRIAGE, EVALS = "answers", "triage", "evals"
 
 
 def _now() -> datetime:

@@ -12,7 +12,8 @@ from sqlmodel import Session
 
 from bot.db import as_utc
 from bot.store import Store
-from bot.work.evals import eval_job, parse_channel, should_post
+from bot.work.evals import parse_channel, should_post
+from bot.work.jobs import eval_job
 from bot.work.queue import JobQueue
 from evals.schedule import EvalSchedule, ScheduleError, Schedules, due_key, next_time
 
