@@ -14,7 +14,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Engine, UniqueConstraint, update
+from sqlalchemy import JSON, Column, DateTime, Engine, Index, UniqueConstraint, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, Session, SQLModel, col, select
 
@@ -41,8 +41,18 @@ def plan_hash(plan: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(plan, sort_keys=True, default=str).encode()).hexdigest()
 
 
+#: Where a request holds its model and environment, as SQL (the partial unique index).
+ACTIVE_SQL = "state IN ('pending', 'approved', 'running', 'verifying')"
+
+
 class DeployRequest(SQLModel, table=True):
     __tablename__ = "deploy_request"
+    # One active request per model and environment, kept by the database itself: two
+    # requests made at the same moment (two replicas) cannot both pass the check in create.
+    __table_args__ = (
+        Index("uq_deploy_request_active", "model", "env", unique=True,
+              sqlite_where=text(ACTIVE_SQL), postgresql_where=text(ACTIVE_SQL)),
+    )  # fmt: skip
     id: int | None = Field(default=None, primary_key=True)
     action: str = Field(max_length=16, description="deploy or rollback")
     model: str = Field(max_length=100, index=True)
@@ -122,7 +132,20 @@ class Requests:
             request.plan_hash = plan_hash(request.plan)
             request.expires_at = _now() + ttl
             session.add(request)
-            session.commit()
+            try:
+                session.commit()
+            except IntegrityError:  # another one was recorded between the check and here
+                session.rollback()
+                other = session.exec(
+                    select(DeployRequest).where(
+                        DeployRequest.model == request.model,
+                        DeployRequest.env == request.env,
+                        col(DeployRequest.state).in_(ACTIVE),
+                    )
+                ).first()
+                if other is None:
+                    raise
+                raise BusyError(other) from None
             session.refresh(request)
         return request
 

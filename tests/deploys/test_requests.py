@@ -136,3 +136,29 @@ def test_deploys_in_words_are_understood_without_a_model(
 ) -> None:
     assert deploy_intent(words) == deploy
     assert rollback_intent(words) == rollback
+
+
+def test_requests_made_at_the_same_moment_leave_one_active(db_url: str) -> None:
+    """Replicas asking at once: the database's partial unique index keeps one active request
+    per model and environment, whatever the check before the insert saw."""
+    replicas = [Requests(Store(db_url).engine) for _ in range(6)]
+    made: list[int] = []
+    busy: list[str] = []
+    start = threading.Barrier(len(replicas))
+
+    def ask(r: Requests) -> None:
+        start.wait()
+        try:
+            made.append(r.create(request(), ttl=timedelta(hours=1)).id or 0)
+        except BusyError as exc:
+            busy.append(str(exc))
+
+    threads = [threading.Thread(target=ask, args=(r,)) for r in replicas]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(made) == 1 and len(busy) == len(replicas) - 1
+    assert all(f"request #{made[0]}" in b for b in busy)
+    assert replicas[0].move(made[0], PENDING, "rejected")  # no longer active: a new one may
+    assert replicas[1].create(request(), ttl=timedelta(hours=1)).id != made[0]
