@@ -18,6 +18,7 @@ import asyncio
 import functools
 import logging
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -36,6 +37,7 @@ from bot.deploys.targets.base import Live, Started, Target, TargetError
 from bot.slack.delivery import Delivery
 from bot.work.queue import JobBase
 from bot.work.workers import Handler, JobRun
+from tools.base import ToolError
 from tools.deploy.analysis import FAILED as CHECK_FAILED
 from tools.deploy.analysis import (
     INCONCLUSIVE,
@@ -45,6 +47,7 @@ from tools.deploy.analysis import (
     EvalGate,
     Measurement,
 )
+from tools.deploy.registry import file_digest
 from tools.metrics.client import Prometheus
 
 if TYPE_CHECKING:
@@ -99,6 +102,12 @@ class Execution:
             live = await asyncio.to_thread(self.target.current, request.model, request.env)
             await run.record(won=True, before=live.as_dict() if live else None)
         delivery = self._delivery(run, request)
+        if not run.progress.get("plan_checked"):
+            problem = await asyncio.to_thread(self._changed_since_approval, request)
+            if problem:
+                await self.fail(request, delivery, problem)
+                return
+            await run.record(plan_checked=True)
         await d.show(request)
         before = _live(run.progress.get("before"))
         try:
@@ -291,6 +300,29 @@ class Execution:
             f"{request.version} serves {request.env} until an approver clicks {buttons} on "
             "the card.",
         )  # fmt: skip
+
+    def _changed_since_approval(self, request: DeployRequest) -> str | None:
+        """Why the approved plan is not what would run now, or None. The approval was of
+        that plan: if the registry, what is live or the checks moved since, or a local
+        file's bytes no longer have the digest the card showed, nothing runs."""
+        plan = request.plan
+        try:
+            now = self.deploys.plan(request.action, request.model,
+                                    request.version if request.action == "deploy" else None,
+                                    request.env)  # fmt: skip
+        except ToolError as exc:
+            return f"the approved plan cannot run any more: {exc}"
+        changed = sorted(k for k in set(plan) | set(now) if plan.get(k) != now.get(k))
+        if changed:
+            return (f"the plan changed after it was approved ({', '.join(changed)}); "
+                    "nothing was deployed: ask again")  # fmt: skip
+        path = Path(str(plan.get("uri") or ""))
+        if plan.get("sha256") and path.is_absolute() and path.is_file():
+            digest = file_digest(path)
+            if digest != plan["sha256"]:
+                return (f"{path.name} changed after the approval (sha256 {digest[:12]}…, "
+                        f"approved {str(plan['sha256'])[:12]}…); nothing was deployed")  # fmt: skip
+        return None
 
     async def fail(self, request: DeployRequest, delivery: Delivery, reason: str,
                    rolled_back: bool = False, by: str = "") -> None:  # fmt: skip

@@ -339,3 +339,24 @@ def test_a_click_on_an_expired_card_says_so_and_changes_nothing(
             30,
         )
         assert '"actions"' not in json.dumps(drawn.params["blocks"])  # the buttons are gone
+
+
+def test_a_plan_that_changed_after_its_approval_does_not_run(
+    bot: SignedSender, standin: SlackStandIn, deploy_settings: Settings, gguf: Path
+) -> None:
+    """The approval is of the plan on the card: the weights' bytes changed between the
+    approval and the execution (here while the thread was not yet resumed), so the digest
+    is not the one approved, and nothing is started."""
+    bot.slash_command("deploy gemma v2 staging", user_id=ALICE)
+    shown = card(standin)
+    requests = requests_of(deploy_settings)
+    (request,) = requests.history("gemma")
+    assert requests.decide(request, BOB, "approve")
+    assert requests.move(request.id, PENDING, APPROVED)  # type: ignore[arg-type]
+    gguf.write_bytes(b"GGUF" + b"\1" * 4096)  # other weights under the approved path
+    click(bot, shown, CAROL)  # resumes the thread: the execution checks the plan first
+    wait_until(lambda: requests.get(request.id).state == FAILED, 60)  # type: ignore[arg-type, union-attr]
+    failed = requests.get(request.id)
+    assert failed is not None and "changed after the approval" in failed.note
+    assert "nothing was deployed" in failed.note
+    assert not list((deploy_settings.data_dir / "servers").glob("gemma-*.log"))  # none started
