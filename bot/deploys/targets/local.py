@@ -81,6 +81,10 @@ class LocalTarget:
             except LocalModelError as exc:
                 raise TargetError(str(exc)) from None
             command[command.index("--model_alias") + 1] = name
+            if params.get("chat_format"):
+                command[command.index("--chat_format") + 1] = str(params["chat_format"])
+            if params.get("n_gpu_layers") is not None:
+                command += ["--n_gpu_layers", str(int(params["n_gpu_layers"]))]
         else:
             vllm = shutil.which("vllm")
             if vllm is None:
@@ -91,6 +95,8 @@ class LocalTarget:
             weights = uri.removeprefix("hf://")
             command = [vllm, "serve", weights, "--served-model-name", name, "--host",
                        "127.0.0.1", "--port", str(port), "--max-model-len", str(n_ctx)]  # fmt: skip
+            if params.get("quantisation"):  # vLLM's own name of the method (awq, fp8, …)
+                command += ["--quantization", str(params["quantisation"])]
         return command + (str(params["args"]).split() if params.get("args") else [])
 
     def start(self, plan: dict[str, Any]) -> Started:
