@@ -192,3 +192,36 @@ def test_approvals_racing_on_both_replicas_execute_one_deploy(
     finally:
         one.kill()
         two.kill()
+
+
+def test_a_due_eval_schedule_fires_once_on_two_replicas(
+    replicas: tuple[BotProcess, BotProcess], standin: SlackStandIn, pg_database: str
+) -> None:
+    """Both replicas' schedule loops see the schedule due on the shared database: one eval
+    job is recorded for its due time, one report reaches the channel, and the schedule moves
+    to its next time once."""
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import update
+    from sqlmodel import Session
+
+    from evals.schedule import EvalSchedule, Schedules
+
+    engine = Store(pg_database).engine
+    schedule = Schedules(engine).add("tools", "0 8 * * *", "C0OPS", by="U0ALICE")
+    with Session(engine) as session:
+        session.execute(update(EvalSchedule).where(EvalSchedule.id == schedule.id)  # type: ignore[arg-type]
+                        .values(next_at=datetime.now(UTC) - timedelta(seconds=1)))  # fmt: skip
+        session.commit()
+
+    def reports() -> list[object]:
+        return [c for c in standin.calls_to("chat.postMessage")
+                if c.params.get("text", "").startswith("eval tools:")]  # fmt: skip
+
+    wait_until(lambda: len(reports()) == 1, 120)
+    time.sleep(6)  # both loops (every 5 s) have looked again by now
+    assert len(reports()) == 1
+    runs = [j for j in JobQueue(engine).jobs() if j.kind == "eval_run"]
+    assert len(runs) == 1 and runs[0].state == DONE
+    (after,) = Schedules(engine).all()
+    assert after.next_at > datetime.now(UTC) and after.last_run_id is not None
