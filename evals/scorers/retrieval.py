@@ -1,10 +1,14 @@
 """Runbook retrieval: a query → the runbook (and section) that answers it, through the
 runbook tool's own search (``tools.runbooks.search_runbooks``: the hybrid index and its
-cut-off). hit@1, hit@5 and reciprocal rank for on-topic cases; for off-topic ones
+cut-off). hit@1, hit@5 and reciprocal rank for on-topic cases, and ragas' ID-based context
+precision and recall of the first ``RAGAS_K`` runbooks against the one that answers (when
+ragas, the evals extra, is installed; else those two are not scored); for off-topic ones
 (``runbook: null``), whether the search rightly returned nothing."""
 
 from __future__ import annotations
 
+import asyncio
+import importlib.util
 import json
 from collections import Counter
 from pathlib import Path
@@ -19,6 +23,8 @@ from tools.base import ToolContext
 from tools.runbooks import search_runbooks
 
 K = 10
+#: The runbooks ragas' ID-based context precision and recall look at.
+RAGAS_K = 5
 
 
 class RetrievalCase(CaseBase):
@@ -64,6 +70,14 @@ class RetrievalScorer:
         embedder = get_embedder(DEFAULT_EMBEDDING_MODEL)
         build_index(corpus, work / "index", embedder)
         self.ctx = ToolContext(index_dir=work / "index", embedding_model=DEFAULT_EMBEDDING_MODEL)
+        self.loop = asyncio.new_event_loop()
+        self.ragas = None
+        if importlib.util.find_spec("ragas") is not None:
+            from ragas.metrics import IDBasedContextPrecision, IDBasedContextRecall
+
+            import evals.judge  # noqa: F401  (ragas' telemetry off before ragas is imported)
+
+            self.ragas = (IDBasedContextPrecision(), IDBasedContextRecall())
 
     def cases(self) -> list[RetrievalCase]:
         return split_cases(self.suite, self.split_name)
@@ -78,11 +92,25 @@ class RetrievalScorer:
         rank = docs.index(case.runbook) + 1 if case.runbook in docs else None
         scores = {"hit@1": float(rank == 1), "hit@5": float(rank is not None and rank <= 5),
                   "mrr": 1.0 / rank if rank else 0.0}  # fmt: skip
+        if self.ragas is not None:
+            scores |= self.loop.run_until_complete(self._ragas(docs[:RAGAS_K], case.runbook))
         if case.section is not None:
             top = hits[0] if hits else None
             right = bool(top and top.doc == case.runbook and in_section(top.section, case.section))
             scores["section@1"] = float(right)
         return Scored(scores, rank == 1, output | {"rank": rank})
 
+    async def _ragas(self, retrieved: list[str], reference: str) -> dict[str, float]:
+        from ragas.dataset_schema import SingleTurnSample
+
+        assert self.ragas is not None
+        precision, recall = self.ragas
+        sample = SingleTurnSample(retrieved_context_ids=retrieved or [""],
+                                  reference_context_ids=[reference])  # fmt: skip
+        return {
+            "id_context_precision": round(float(await precision.single_turn_ascore(sample)), 4),
+            "id_context_recall": round(float(await recall.single_turn_ascore(sample)), 4),
+        }
+
     def close(self) -> None:
-        return None
+        self.loop.close()

@@ -116,6 +116,13 @@ def test_the_retrieval_suite_meets_its_thresholds(store: EvalStore) -> None:
     wrong = [(c.case_id, c.output) for c in store.cases(run.id) if c.outcome != "pass"]
     assert run.status == "passed", (run.metrics, wrong)
     assert shutil.which("git") is None or run.git_rev != "unknown"
+    # ragas' ID-based context metrics over the first 5 runbooks: one of them answers, so
+    # precision is at most 1/5 and recall is hit@5
+    m = run.metrics
+    assert 0 < m["id_context_precision"]["value"] <= 0.2
+    assert m["id_context_recall"]["value"] == m["hit@5"]["value"]
+    low, high = m["hit@1"]["ci95"]
+    assert low <= m["hit@1"]["value"] <= high and high - low < 0.2  # 133 cases
 
 
 def test_the_triage_suite_meets_its_thresholds_on_new_and_rising_culprits(
