@@ -147,11 +147,22 @@ class WorkerPool:
             )
             return
         run = JobRun(job, self.queue)
-        heartbeat = asyncio.create_task(self._renew(job.id, owner))
+        work = asyncio.create_task(handler.run(run))
+        lost = asyncio.Event()
+        heartbeat = asyncio.create_task(self._renew(job.id, owner, work, lost))
         started = time.monotonic()
         try:
-            await handler.run(run)
-        except asyncio.CancelledError:  # shutting down: the job goes back to the queue
+            await work
+        except asyncio.CancelledError:
+            me = asyncio.current_task()
+            if lost.is_set() and (me is None or not me.cancelling()):
+                # Another worker owns the job now (this one stalled past its lease): it
+                # stops here, and the new owner carries on from the recorded progress.
+                log.warning("%s: stopped job %s, whose lease another worker took",
+                            self.name, job.id)  # fmt: skip
+                metrics.JOBS.labels(self.name, job.kind, "lease_lost").inc()
+                return
+            # shutting down: the job goes back to the queue
             await asyncio.to_thread(self.queue.release, job.id, owner)
             log.info("%s: job %s given back to the queue", self.name, job.id)
             raise
@@ -185,12 +196,18 @@ class WorkerPool:
         await asyncio.to_thread(self.queue.finish, job.id, owner, error=error)
         metrics.JOBS.labels(self.name, job.kind, "failed").inc()
 
-    async def _renew(self, job_id: int, owner: str) -> None:
+    async def _renew(self, job_id: int, owner: str, work: asyncio.Task[None],
+                     lost: asyncio.Event) -> None:  # fmt: skip
+        """Keep the job's lease while it runs; when the job is no longer this owner's, stop
+        its work (``lost`` tells why it was cancelled), so it never runs twice at once."""
         period = max(0.05, self.queue.lease.total_seconds() / 3)
         while True:
             await asyncio.sleep(period)
             try:
                 if not await asyncio.to_thread(self.queue.renew, job_id, owner):
                     log.warning("%s: lost the lease of job %s", self.name, job_id)
+                    lost.set()
+                    work.cancel()
+                    return
             except Exception:
                 log.warning("%s: could not renew job %s", self.name, job_id, exc_info=True)

@@ -101,3 +101,29 @@ async def test_stop_gives_back_jobs_that_outlast_the_grace(queue: JobQueue) -> N
     job = queue.get(job_id)
     assert job is not None and job.state == QUEUED and job.attempts == 0 and job.owner is None
     assert job.progress == {"seen": 1}  # what it did is kept for the next attempt
+
+
+async def test_a_job_whose_lease_another_worker_took_stops_running_here(
+    queue: JobQueue,
+    monkeypatch,  # type: ignore[no-untyped-def]
+) -> None:
+    """This worker stalled past its lease and another took the job: the renewal finds it is
+    no longer the owner and stops the handler, so the job never runs in two places at once;
+    the worker goes on with the next job."""
+    handler = Recorder(hold=30)
+    pool = WorkerPool(queue, "answers", {"test": handler}, size=1, owner="r1", poll_s=0.05)
+    monkeypatch.setattr(queue, "lease", __import__("datetime").timedelta(seconds=0.3))
+    pool.start()
+    stalled = recorded(queue, "k1")
+    pool.wake()
+    await until(lambda: pool.busy == 1)
+    monkeypatch.setattr(queue, "renew", lambda job_id, owner: False)  # another owner now
+    await until(lambda: pool.busy == 0, timeout=5)  # stopped long before its 30 s hold
+    assert queue.get(stalled).state != DONE  # type: ignore[union-attr]  # not finished here
+    handler.hold = 0
+    monkeypatch.undo()
+    nxt = recorded(queue, "k2")
+    pool.wake()
+    await until(lambda: queue.get(nxt).state == DONE)  # type: ignore[union-attr]
+    await pool.stop(1)
+    assert handler.runs[0][0] == stalled and nxt in [i for i, _ in handler.runs]
