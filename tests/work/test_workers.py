@@ -127,3 +127,36 @@ async def test_a_job_whose_lease_another_worker_took_stops_running_here(
     await until(lambda: queue.get(nxt).state == DONE)  # type: ignore[union-attr]
     await pool.stop(1)
     assert handler.runs[0][0] == stalled and nxt in [i for i, _ in handler.runs]
+
+
+async def test_an_alert_storm_does_not_starve_people_nor_the_reverse(queue: JobQueue) -> None:
+    """Triage and answers are pools of their own on one job table: a backlog of slow
+    triages (recorded first) does not delay a person's answer, and a backlog of answers
+    does not delay a triage."""
+    slow, fast = Recorder(hold=1.0), Recorder()
+    triage = WorkerPool(queue, "triage", {"test": slow}, size=1, owner="r1", poll_s=0.05)
+    answers = WorkerPool(queue, "answers", {"test": fast}, size=1, owner="r1", poll_s=0.05)
+    triage.start()
+    answers.start()
+    storm = [queue.enqueue(JobBase(queue="triage", kind="test", serial_key=f"alert{i}"))
+             for i in range(10)]  # fmt: skip
+    triage.wake()
+    await until(lambda: triage.busy == 1)
+    person = recorded(queue, "person")
+    answers.wake()
+    began = asyncio.get_running_loop().time()
+    await until(lambda: queue.get(person).state == DONE, timeout=3)  # type: ignore[union-attr]
+    assert asyncio.get_running_loop().time() - began < 0.5
+    assert sum(queue.get(j.id).state == DONE for j in storm if j and j.id) <= 1  # type: ignore[union-attr]
+    # the reverse: answers held up, a triage recorded after them still runs at once
+    fast.hold, slow.hold = 1.0, 0.0
+    backlog = [recorded(queue, f"q{i}") for i in range(5)]
+    answers.wake()
+    await until(lambda: answers.busy == 1)
+    alert = queue.enqueue(JobBase(queue="triage", kind="test", serial_key="late-alert"))
+    assert alert is not None and alert.id is not None
+    triage.wake()
+    await until(lambda: queue.get(alert.id).state == DONE, timeout=15)  # type: ignore[union-attr, arg-type]
+    assert sum(queue.get(i).state == DONE for i in backlog) <= 2  # type: ignore[union-attr]
+    await triage.stop(0.1)
+    await answers.stop(0.1)
