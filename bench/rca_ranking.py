@@ -6,12 +6,13 @@ split at random into a baseline window and an incident window (kept in log order
 chosen template's real lines are injected into the incident window as a burst. A hit is
 when finding 1's example lines all carry the injected template's ground-truth EventId.
 
+The lines are read and fed to RCA as the triage suite's scorer does (evals.scorers.triage),
+which also builds incidents whose culprit already exists in the baseline and rises.
 Writes bench/results/rca_ranking.json.
 """
 
 from __future__ import annotations
 
-import csv
 import json
 import random
 import time
@@ -20,9 +21,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from evals.scorers.triage import load, source
 from tools.logs.mining import LogParser
 from tools.logs.rca import analyse
-from tools.logs.sources import LogSource
 
 ROOT = Path(__file__).resolve().parents[1]
 LOGHUB = ROOT.parent / "shared" / "data" / "loghub"
@@ -32,17 +33,8 @@ BURST = (10, 40)  # lines of the injected template
 RARE = (1, 40)  # occurrences in the 2k sample for a template to be a candidate
 
 
-def load(system: str) -> list[tuple[str, str]]:
-    """(raw line, EventId) for each of the system's 2k lines, in order."""
-    folder = LOGHUB / system
-    raw = (folder / f"{system}_2k.log").read_text(encoding="utf-8", errors="replace").splitlines()
-    with (folder / f"{system}_2k.log_structured.csv").open(encoding="utf-8") as fh:
-        events = [row["EventId"] for row in csv.DictReader(fh)]
-    return list(zip(raw, events, strict=True))
-
-
 def incident(
-    lines: list[tuple[str, str]], target: str, rng: random.Random
+    lines: tuple[tuple[str, str], ...], target: str, rng: random.Random
 ) -> tuple[list[str], list[str]]:
     others = [(i, line) for i, (line, event) in enumerate(lines) if event != target]
     pool = [line for line, event in lines if event == target]
@@ -55,10 +47,6 @@ def incident(
     return baseline, window[:at] + burst + window[at:]
 
 
-def source(name: str, lines: list[str]) -> LogSource:
-    return LogSource(name=name, open_lines=lambda: iter(lines))
-
-
 def ranking(make_parser: Callable[[], LogParser] = LogParser) -> dict[str, Any]:
     """The incidents, each analysed with a parser from ``make_parser``, and how often the
     injected template is finding 1."""
@@ -67,7 +55,7 @@ def ranking(make_parser: Callable[[], LogParser] = LogParser) -> dict[str, Any]:
     total = hits = 0
     started = time.perf_counter()
     for system in SYSTEMS:
-        lines = load(system)
+        lines = load(LOGHUB, system)
         event_of = {}
         for line, event in lines:
             event_of.setdefault(line, event)

@@ -37,6 +37,7 @@ from typing import Any
 import faiss
 import numpy as np
 
+from evals.scorers.retrieval import rank_of, rank_summary
 from knowledge.alerts import alert_query
 from knowledge.build import embedding_text
 from knowledge.documents import chunk_document, load_documents
@@ -98,15 +99,13 @@ def quality(
             seconds.append(time.perf_counter() - start)
             if done == 0:
                 docs = [h.doc for h in hits]
-                ranks.append(docs.index(alert["runbook"]) + 1 if alert["runbook"] in docs else None)
+                ranks.append(rank_of(docs, alert["runbook"]))
         passes.append(seconds)
     every = [s for seconds in passes for s in seconds]
     n = len(ranks)
     return {
         "queries": n,
-        "hit@1": round(sum(r == 1 for r in ranks) / n, 3),
-        "hit@5": round(sum(r is not None and r <= 5 for r in ranks) / n, 3),
-        "mrr@10": round(sum(1 / r for r in ranks if r) / n, 3),
+        **rank_summary(ranks),
         "p50_ms": ms(every, 0.5),
         "p95_ms": ms(every, 0.95),
         "p50_ms_per_pass": [ms(seconds, 0.5) for seconds in passes],

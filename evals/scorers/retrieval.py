@@ -62,6 +62,19 @@ def split_cases(suite: Suite, split: Split) -> list[RetrievalCase]:
     return out
 
 
+def rank_of(docs: list[str], want: str) -> int | None:
+    """Where ``want`` is among the ranked ``docs`` (1 is first), or None."""
+    return docs.index(want) + 1 if want in docs else None
+
+
+def rank_summary(ranks: list[int | None]) -> dict[str, float]:
+    """hit@1, hit@5 and MRR over ranks (``bench.retrieval`` reports these per search mode)."""
+    n = max(1, len(ranks))
+    return {"hit@1": round(sum(r == 1 for r in ranks) / n, 3),
+            "hit@5": round(sum(r is not None and r <= 5 for r in ranks) / n, 3),
+            "mrr@10": round(sum(1 / r for r in ranks if r and r <= 10) / n, 3)}  # fmt: skip
+
+
 class RetrievalScorer:
     def __init__(self, suite: Suite, split: Split, work: Path) -> None:
         self.spec = suite.split(split)
@@ -89,7 +102,7 @@ class RetrievalScorer:
                   "scores": [round(h.score, 3) for h in hits[:3]]}  # fmt: skip
         if case.runbook is None:
             return Scored({"abstain": float(not hits)}, not hits, output)
-        rank = docs.index(case.runbook) + 1 if case.runbook in docs else None
+        rank = rank_of(docs, case.runbook)
         scores = {"hit@1": float(rank == 1), "hit@5": float(rank is not None and rank <= 5),
                   "mrr": 1.0 / rank if rank else 0.0}  # fmt: skip
         if self.ragas is not None:
