@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 
 from bench.run import ROOT, SECRET, TOKEN, index_sample_runbooks
-from bot.deploys.requests import Requests
+from bot.deploys.requests import ROLLED_BACK, Requests
 from bot.deploys.targets.local import stop_all
 from bot.llm_server import embedded_model_file
 from bot.slack.standin import RecordedCall, SignedSender, SlackStandIn
@@ -114,6 +114,8 @@ def failing_deploy(bots: list[BotProcess], standin: SlackStandIn, requests: Requ
 
     failed = standin.wait_for("chat.postMessage", measured, 180)
     back_at = wait_until(lambda: served_by(bots[0].base) == f"gemma-{old}", 60)
+    # the old version serves again before the request's last move is written
+    wait_until(lambda: getattr(requests.get(request.id or 0), "state", "") == ROLLED_BACK, 30)
     final = requests.get(request.id)
     checks.write_text(PASSING)
     return {"failed_measurement_to_old_serving_s": round(back_at - failed.at, 3),

@@ -171,6 +171,7 @@ BENCHES = (
     "bench.rca_ranking",
     "bench.metrics_questions",
     "bench.evals",
+    "bench.eval_report",
     "bench.metrics_alerts",
 )
 
