@@ -51,7 +51,8 @@ def test_a_run_is_stored_with_its_cases_and_a_regression_is_flagged(
     first = run_suite("mini", store, RunOptions())
     assert first.status == "passed" and first.id is not None
     assert first.metrics["tool_accuracy"] == {"value": 1.0, "threshold": 0.5, "passed": True,
-                                              "cases": 30, "status": "scored"}  # fmt: skip
+                                              "cases": 30, "status": "scored",
+                                              "ci95": [1.0, 1.0]}  # fmt: skip
     assert len(store.cases(first.id)) == 30 and first.git_rev
     store.mark_baseline(first.id)
 

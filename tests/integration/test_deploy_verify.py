@@ -125,7 +125,7 @@ def test_checks_on_the_routers_metrics_pass_then_fail_and_roll_back(
     first = requests.history("gemma")[-1]
     assert first.state == SUCCEEDED, first.note
     said = standin.wait_for("chat.postMessage", lambda c: "check *no-5xx* #2" in c.params["text"])
-    assert "→ 0: Successful" in said.params["text"]
+    assert "→ 0 (success if `result[0] == 0`): Successful" in said.params["text"]
     standin.wait_for("files.completeUploadExternal", timeout=30)  # the chart of the checks
 
     checks_file(checks, NO_ERRORS, V2_SILENT)
