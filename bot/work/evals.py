@@ -10,6 +10,7 @@ import re
 import time
 from typing import TYPE_CHECKING, Any
 
+from bot import metrics
 from bot.slack.commands import EVAL_USAGE
 from bot.slack.delivery import Delivery
 from bot.work.jobs import eval_job
@@ -172,6 +173,7 @@ class EvalJobs:
                              if self.services.deploys else None)  # fmt: skip
         try:
             result = await asyncio.to_thread(run_suite, p["suite"], self.store, options)
+            metrics.EVAL_RUNS.labels(result.suite, result.status).inc()
             text = f"```{report_text(result)}```"
         except CaseFileError as exc:
             text = f"The eval could not run: {exc}"
@@ -195,6 +197,7 @@ class EvalJobs:
                                  settings=self.services.settings,
                                  judge=judge_from_settings(self.services.settings))  # fmt: skip
             result = await asyncio.to_thread(run_suite, schedule.suite, self.store, options)
+            metrics.EVAL_RUNS.labels(result.suite, result.status).inc()
             await run.record(run_id=result.id)
             assert result.id is not None
             await asyncio.to_thread(schedules.ran, int(p["schedule_id"]), result.id)

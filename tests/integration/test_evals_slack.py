@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 
+import httpx
 import pytest
 
 from bot.settings import Settings
@@ -102,6 +103,8 @@ def test_a_scheduled_report_arrives_with_its_chart_and_survives_a_restart(
         scored = [n for n, m in (last.metrics or {}).items() if m["value"] is not None]
         assert len(scored) >= 2  # one chart per metric, each on its own scale
         wait_until(lambda: len(standin.calls_to("files.completeUploadExternal")) == len(scored))
+        exported = httpx.get(events.removesuffix("/slack/events") + "/metrics").text
+        assert 'opsbot_eval_runs_total{outcome="passed",suite="tools"} 1.0' in exported
         SignedSender(events, SECRET).slash_command("eval schedules", response_url=url)
         listed = standin.wait_for("response_url", lambda c: "#2 tools" in json.dumps(c.params))
         assert "#1 tools" in json.dumps(listed.params)
