@@ -5,6 +5,7 @@ agent answer from the stored runs; bad input gets the usage or the reason."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 
 import httpx
@@ -104,7 +105,9 @@ def test_a_scheduled_report_arrives_with_its_chart_and_survives_a_restart(
         assert len(scored) >= 2  # one chart per metric, each on its own scale
         wait_until(lambda: len(standin.calls_to("files.completeUploadExternal")) == len(scored))
         exported = httpx.get(events.removesuffix("/slack/events") + "/metrics").text
-        assert 'opsbot_eval_runs_total{outcome="passed",suite="tools"} 1.0' in exported
+        counted = re.search(r'opsbot_eval_runs_total\{outcome="passed",suite="tools"\} (\S+)',
+                            exported)  # fmt: skip
+        assert counted and float(counted.group(1)) >= 1  # (the registry is this process's)
         SignedSender(events, SECRET).slash_command("eval schedules", response_url=url)
         listed = standin.wait_for("response_url", lambda c: "#2 tools" in json.dumps(c.params))
         assert "#1 tools" in json.dumps(listed.params)
