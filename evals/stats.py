@@ -33,11 +33,8 @@ def paired_bootstrap(
     if len(base) != len(new) or not base:
         raise ValueError("paired samples of the same non-zero length are needed")
     diffs = np.asarray(new, dtype=float) - np.asarray(base, dtype=float)
-    rng = np.random.default_rng(seed)
-    picks = rng.integers(0, len(diffs), size=(resamples, len(diffs)))
-    means = diffs[picks].mean(axis=1)
-    low, high = np.percentile(means, [2.5, 97.5])
-    return float(diffs.mean()), float(low), float(high)
+    low, high = _bootstrap_mean(diffs, resamples, seed)
+    return float(diffs.mean()), low, high
 
 
 def mean_interval(values: list[float], resamples: int = RESAMPLES,
@@ -45,7 +42,11 @@ def mean_interval(values: list[float], resamples: int = RESAMPLES,
     """A bootstrap 95 % percentile interval of the mean over the cases (None for < 2)."""
     if len(values) < 2:
         return None
-    data = np.asarray(values, dtype=float)
+    return _bootstrap_mean(np.asarray(values, dtype=float), resamples, seed)
+
+
+def _bootstrap_mean(data: np.ndarray, resamples: int, seed: int) -> tuple[float, float]:
+    """The 95 % percentile interval of ``data``'s mean over ``resamples`` resamplings."""
     picks = np.random.default_rng(seed).integers(0, len(data), size=(resamples, len(data)))
     low, high = np.percentile(data[picks].mean(axis=1), [2.5, 97.5])
     return float(low), float(high)

@@ -307,9 +307,7 @@ class Execution:
         file's bytes no longer have the digest the card showed, nothing runs."""
         plan = request.plan
         try:
-            now = self.deploys.plan(request.action, request.model,
-                                    request.version if request.action == "deploy" else None,
-                                    request.env)  # fmt: skip
+            now = self.deploys.plan_now(request)
         except ToolError as exc:
             return f"the approved plan cannot run any more: {exc}"
         changed = sorted(k for k in set(plan) | set(now) if plan.get(k) != now.get(k))

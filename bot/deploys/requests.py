@@ -42,7 +42,7 @@ def plan_hash(plan: dict[str, Any]) -> str:
 
 
 #: Where a request holds its model and environment, as SQL (the partial unique index).
-ACTIVE_SQL = "state IN ('pending', 'approved', 'running', 'verifying')"
+ACTIVE_SQL = f"state IN ({', '.join(repr(state) for state in ACTIVE)})"
 
 
 class DeployRequest(SQLModel, table=True):
@@ -112,6 +112,17 @@ class BusyError(Exception):
         self.other = other
 
 
+def _active(session: Session, request: DeployRequest) -> DeployRequest | None:
+    """The request that holds ``request``'s model and environment now, if any."""
+    return session.exec(
+        select(DeployRequest).where(
+            DeployRequest.model == request.model,
+            DeployRequest.env == request.env,
+            col(DeployRequest.state).in_(ACTIVE),
+        )
+    ).first()
+
+
 class Requests:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -120,14 +131,7 @@ class Requests:
         """Record a pending request, unless another one is active for its model and env."""
         self.expire_due()
         with Session(self.engine) as session:
-            other = session.exec(
-                select(DeployRequest).where(
-                    DeployRequest.model == request.model,
-                    DeployRequest.env == request.env,
-                    col(DeployRequest.state).in_(ACTIVE),
-                )
-            ).first()
-            if other is not None:
+            if (other := _active(session, request)) is not None:
                 raise BusyError(other)
             request.plan_hash = plan_hash(request.plan)
             request.expires_at = _now() + ttl
@@ -136,14 +140,7 @@ class Requests:
                 session.commit()
             except IntegrityError:  # another one was recorded between the check and here
                 session.rollback()
-                other = session.exec(
-                    select(DeployRequest).where(
-                        DeployRequest.model == request.model,
-                        DeployRequest.env == request.env,
-                        col(DeployRequest.state).in_(ACTIVE),
-                    )
-                ).first()
-                if other is None:
+                if (other := _active(session, request)) is None:
                     raise
                 raise BusyError(other) from None
             session.refresh(request)

@@ -84,6 +84,15 @@ class Deploys:
             ],
         }  # fmt: skip
 
+    def plan_now(self, request: DeployRequest) -> dict[str, Any]:
+        """The plan ``request`` would have if it were asked now (ToolError when it cannot)."""
+        version = request.version if request.action == "deploy" else None
+        return self.plan(request.action, request.model, version, request.env)
+
+    def env_of(self, args: dict[str, Any]) -> str:
+        """The environment a write tool's call names, or the default one."""
+        return str(args.get("env") or self.settings.default_env)
+
     def verification(self, action: str, model: str, env: str,
                      version: str) -> tuple[list[EvalGate], list[Check]]:  # fmt: skip
         """The eval gates (before the switch) and the checks (after it) of a deploy of the
@@ -143,7 +152,7 @@ class Deploys:
                 thread_id: str) -> DeployRequest:  # fmt: skip
         args = call["args"]
         action = WRITE_TOOLS[call["tool"]]
-        env = args.get("env") or self.settings.default_env
+        env = self.env_of(args)
         plan = self.plan(action, args["model"], args.get("version"), env)
         try:
             self.target.preflight(plan)
@@ -321,9 +330,7 @@ class _Click:
         """The request with its new plan when what it would do changed; else None."""
         assert request.id is not None
         try:
-            plan = self.deploys.plan(request.action, request.model,
-                                     request.version if request.action == "deploy" else None,
-                                     request.env)  # fmt: skip
+            plan = self.deploys.plan_now(request)
         except ToolError as exc:
             plan = {**request.plan, "invalid": str(exc)}
         if not self.deploys.requests.replan(request.id, plan):
@@ -358,10 +365,9 @@ class _Click:
             return
         waiting = await agent.paused(request.thread_id)
         calls = (waiting or {}).get("calls") or []
-        default_env = self.deploys.settings.default_env
         if not any(WRITE_TOOLS.get(c.get("tool")) == request.action
                    and c.get("args", {}).get("model") == request.model
-                   and (c.get("args", {}).get("env") or default_env) == request.env
+                   and self.deploys.env_of(c.get("args", {})) == request.env
                    for c in calls):  # fmt: skip
             return  # not paused, or paused on another call: this request's turn went on
         approvals = await asyncio.to_thread(self.deploys.requests.approvals, request)

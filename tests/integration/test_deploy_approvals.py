@@ -23,6 +23,7 @@ from bot.deploys.requests import (
     RUNNING,
     SUCCEEDED,
     VERIFYING,
+    DeployRequest,
     Requests,
 )
 from bot.settings import Settings
@@ -293,6 +294,20 @@ def test_a_request_survives_a_restart_and_its_card_still_works(
         standin.wait_for("chat.postMessage", lambda c: "is approved" in c.params["text"], 30)
 
 
+def approved_but_not_resumed(
+    bot: SignedSender, standin: SlackStandIn, settings: Settings
+) -> tuple[RecordedCall, Requests, DeployRequest]:
+    """A request BOB approved whose click died between pending → approved and the resume
+    of the paused thread: its card, the requests, the request."""
+    bot.slash_command("deploy gemma v2 staging", user_id=ALICE)
+    shown = card(standin)
+    requests = requests_of(settings)
+    (request,) = requests.history("gemma")
+    assert requests.decide(request, BOB, "approve")
+    assert requests.move(request.id, PENDING, APPROVED)  # type: ignore[arg-type]
+    return shown, requests, request
+
+
 def test_an_approval_whose_click_died_before_the_resume_still_deploys(
     bot: SignedSender, standin: SlackStandIn, deploy_settings: Settings
 ) -> None:
@@ -300,12 +315,7 @@ def test_an_approval_whose_click_died_before_the_resume_still_deploys(
     resumed: the request would hold gemma in staging for good. A later click on the card
     (here another approver's; the dead click's own retry does the same) resumes the thread
     with the stored approval, and the deploy runs once."""
-    bot.slash_command("deploy gemma v2 staging", user_id=ALICE)
-    shown = card(standin)
-    requests = requests_of(deploy_settings)
-    (request,) = requests.history("gemma")
-    assert requests.decide(request, BOB, "approve")
-    assert requests.move(request.id, PENDING, APPROVED)  # type: ignore[arg-type]
+    shown, requests, request = approved_but_not_resumed(bot, standin, deploy_settings)
     click(bot, shown, CAROL)
     wait_until(lambda: requests.get(request.id).state not in (APPROVED,), 60)  # type: ignore[arg-type, union-attr]
     standin.wait_for("chat.postMessage", lambda c: "is approved" in c.params["text"], 30)
@@ -347,12 +357,7 @@ def test_a_plan_that_changed_after_its_approval_does_not_run(
     """The approval is of the plan on the card: the weights' bytes changed between the
     approval and the execution (here while the thread was not yet resumed), so the digest
     is not the one approved, and nothing is started."""
-    bot.slash_command("deploy gemma v2 staging", user_id=ALICE)
-    shown = card(standin)
-    requests = requests_of(deploy_settings)
-    (request,) = requests.history("gemma")
-    assert requests.decide(request, BOB, "approve")
-    assert requests.move(request.id, PENDING, APPROVED)  # type: ignore[arg-type]
+    shown, requests, request = approved_but_not_resumed(bot, standin, deploy_settings)
     gguf.write_bytes(b"GGUF" + b"\1" * 4096)  # other weights under the approved path
     click(bot, shown, CAROL)  # resumes the thread: the execution checks the plan first
     wait_until(lambda: requests.get(request.id).state == FAILED, 60)  # type: ignore[arg-type, union-attr]
